@@ -1,0 +1,63 @@
+package bib
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Output is one disk type and the file bootc-image-builder writes for it,
+// relative to its output directory.
+type Output struct {
+	// Type is the name a user gives (--disk-type).
+	Type string
+	// BibType is bootc-image-builder's --type.
+	BibType string
+	// Path is where bib writes the disk under /output.
+	Path string
+}
+
+// outputs lists every disk type, in the order they are reported.
+var outputs = []Output{
+	{Type: "qcow2", BibType: "qcow2", Path: "qcow2/disk.qcow2"},
+	{Type: "raw", BibType: "raw", Path: "image/disk.raw"},
+	{Type: "ami", BibType: "ami", Path: "image/disk.raw"},
+	{Type: "vmdk", BibType: "vmdk", Path: "vmdk/disk.vmdk"},
+	{Type: "vhd", BibType: "vhd", Path: "vpc/disk.vhd"},
+	{Type: "gce", BibType: "gce", Path: "gce/image.tar.gz"},
+	{Type: "anaconda-iso", BibType: "anaconda-iso", Path: "bootiso/install.iso"},
+}
+
+// Types lists the disk types a user can ask for.
+func Types() []string {
+	names := make([]string, len(outputs))
+	for i, o := range outputs {
+		names[i] = o.Type
+	}
+	return names
+}
+
+// Outputs resolves disk type names, rejecting unknown types, repeats, an
+// empty list, and two types that bib writes to the same file.
+func Outputs(types []string) ([]Output, error) {
+	if len(types) == 0 {
+		return nil, fmt.Errorf("disk types: at least one of %s is needed", strings.Join(Types(), ", "))
+	}
+	var res []Output
+	for _, t := range types {
+		i := slices.IndexFunc(outputs, func(o Output) bool { return o.Type == t })
+		if i < 0 {
+			return nil, fmt.Errorf("disk type %q: unknown; known types are %s", t, strings.Join(Types(), ", "))
+		}
+		for _, prev := range res {
+			if prev.Type == t {
+				return nil, fmt.Errorf("disk type %q: given twice", t)
+			}
+			if prev.Path == outputs[i].Path {
+				return nil, fmt.Errorf("disk types %q and %q: both write %s; build them in separate runs", prev.Type, t, prev.Path)
+			}
+		}
+		res = append(res, outputs[i])
+	}
+	return res, nil
+}

@@ -1,0 +1,310 @@
+package nodes
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"dagger/kafka-bootc/bib"
+)
+
+// Role is what a node does in KRaft: broker or controller.
+type Role string
+
+// The two roles. A node is one or the other; combined nodes are not built.
+const (
+	Broker     Role = "broker"
+	Controller Role = "controller"
+)
+
+// Roles lists the roles in build order.
+var Roles = []Role{Broker, Controller}
+
+// Unit is the name of the role's image and of its Kafka quadlet
+// (kafka-broker, kafka-controller).
+func (r Role) Unit() string { return "kafka-" + string(r) }
+
+// Listener is the name of the role's Kafka listener.
+func (r Role) Listener() string {
+	if r == Broker {
+		return "PLAINTEXT"
+	}
+	return "CONTROLLER"
+}
+
+// Cluster is a validated cluster: what Plan derives from a Spec.
+type Cluster struct {
+	Name   string
+	ID     string
+	Domain string
+
+	BaseImage     string
+	KafkaImage    string
+	ExporterImage string
+	ExporterPort  int
+
+	// Roles holds the per-role settings, validated, heap resolved.
+	Roles map[Role]RoleSettings
+	// Nodes are the brokers, then the controllers, each in name order.
+	Nodes []Node
+
+	Disk bib.Spec
+}
+
+// RoleSettings are a role's validated settings.
+type RoleSettings struct {
+	MemoryMiB int
+	HeapMiB   int
+	CPUs      int
+	Port      int
+	// Settings are the extra Kafka properties, sorted by name.
+	Settings []Setting
+}
+
+// Setting is one Kafka property.
+type Setting struct {
+	Name  string
+	Value string
+}
+
+// Node is one machine of the cluster.
+type Node struct {
+	// Name is the image and VM name, for example kafka-broker-1.
+	Name string
+	// Hostname is Name, qualified with the cluster's domain if it has one.
+	Hostname string
+	Role     Role
+	// ID is Kafka's node.id, unique across the cluster.
+	ID int
+}
+
+// Node finds a node by name.
+func (c *Cluster) Node(name string) (Node, error) {
+	for _, n := range c.Nodes {
+		if n.Name == name {
+			return n, nil
+		}
+	}
+	names := make([]string, len(c.Nodes))
+	for i, n := range c.Nodes {
+		names[i] = n.Name
+	}
+	return Node{}, fmt.Errorf("node %q: no such node; the cluster has %s", name, strings.Join(names, ", "))
+}
+
+// Count returns how many nodes have the role.
+func (c *Cluster) Count(r Role) int {
+	n := 0
+	for _, node := range c.Nodes {
+		if node.Role == r {
+			n++
+		}
+	}
+	return n
+}
+
+// Limits on what Plan accepts; they keep a typo from planning a thousand images.
+const (
+	MaxNodesPerRole = 99
+	minMemoryMiB    = 1024
+	// maxHeapMiB caps the derived heap: past about 6 GiB Kafka gains more from
+	// the page cache than from heap.
+	maxHeapMiB = 6144
+)
+
+var (
+	dnsLabel    = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	clusterName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	propName    = regexp.MustCompile(`^[a-z][a-z0-9]*([._-][a-z0-9]+)*$`)
+)
+
+// Plan validates a Spec and derives the cluster. The error names the field
+// and the rule that it breaks.
+func Plan(s Spec) (*Cluster, error) {
+	if !clusterName.MatchString(s.Name) {
+		return nil, fmt.Errorf("cluster name %q: must be lower-case letters, digits and '-', 1 to 63 characters, starting and ending with a letter or digit", s.Name)
+	}
+	id := s.ClusterID
+	if id == "" {
+		id = DeriveClusterID(s.Name)
+	} else if err := CheckClusterID(id); err != nil {
+		return nil, err
+	}
+	if s.Domain != "" {
+		for _, label := range strings.Split(s.Domain, ".") {
+			if !dnsLabel.MatchString(label) {
+				return nil, fmt.Errorf("domain %q: label %q is not a DNS label (lower-case letters, digits and '-', 1 to 63 characters)", s.Domain, label)
+			}
+		}
+		if len(s.Domain)+len("kafka-controller-99.") > 253 {
+			return nil, fmt.Errorf("domain %q: hostnames would exceed 253 characters", s.Domain)
+		}
+	}
+	if err := CheckBaseImage(s.BaseImage); err != nil {
+		return nil, fmt.Errorf("base image: %w", err)
+	}
+	if err := CheckBoundImage(s.KafkaImage); err != nil {
+		return nil, fmt.Errorf("kafka image: %w", err)
+	}
+	if err := CheckBoundImage(s.ExporterImage); err != nil {
+		return nil, fmt.Errorf("exporter image: %w", err)
+	}
+	if err := checkPort("exporter port", s.ExporterPort); err != nil {
+		return nil, err
+	}
+
+	c := &Cluster{
+		Name: s.Name, ID: id, Domain: s.Domain,
+		BaseImage: s.BaseImage, KafkaImage: s.KafkaImage, ExporterImage: s.ExporterImage,
+		ExporterPort: s.ExporterPort,
+		Roles:        map[Role]RoleSettings{},
+	}
+	counts := map[Role]int{Broker: s.Brokers, Controller: s.Controllers}
+	ids := map[Role][]int{Broker: s.BrokerIDs, Controller: s.ControllerIDs}
+	specs := map[Role]RoleSpec{Broker: s.Broker, Controller: s.Controller}
+	next := 1
+	seen := map[int]string{}
+	for _, r := range Roles {
+		n := counts[r]
+		if n < 1 || n > MaxNodesPerRole {
+			return nil, fmt.Errorf("%ss: %d: must be from 1 to %d", r, n, MaxNodesPerRole)
+		}
+		if ids[r] != nil && len(ids[r]) != n {
+			return nil, fmt.Errorf("%s ids: %d given for %d %ss: give one per node or none", r, len(ids[r]), n, r)
+		}
+		for i := 1; i <= n; i++ {
+			id := next
+			next++
+			if ids[r] != nil {
+				id = ids[r][i-1]
+			}
+			name := fmt.Sprintf("%s-%d", r.Unit(), i)
+			if id < 1 {
+				return nil, fmt.Errorf("%s ids: %s has id %d: node ids must be positive", r, name, id)
+			}
+			if other, dup := seen[id]; dup {
+				return nil, fmt.Errorf("%s ids: %s and %s both have id %d: node ids must be unique across brokers and controllers", r, other, name, id)
+			}
+			seen[id] = name
+			host := name
+			if s.Domain != "" {
+				host += "." + s.Domain
+			}
+			c.Nodes = append(c.Nodes, Node{Name: name, Hostname: host, Role: r, ID: id})
+		}
+		rs, err := planRole(r, specs[r], s.ExporterPort)
+		if err != nil {
+			return nil, err
+		}
+		c.Roles[r] = rs
+	}
+	if err := s.Disk.Validate(); err != nil {
+		return nil, err
+	}
+	c.Disk = s.Disk
+	return c, nil
+}
+
+func planRole(r Role, s RoleSpec, exporterPort int) (RoleSettings, error) {
+	if s.MemoryMiB < minMemoryMiB {
+		return RoleSettings{}, fmt.Errorf("%s memory %d MiB: must be at least %d MiB", r, s.MemoryMiB, minMemoryMiB)
+	}
+	heap := s.HeapMiB
+	switch {
+	case heap == 0:
+		heap = DeriveHeapMiB(s.MemoryMiB)
+	case heap < 256:
+		return RoleSettings{}, fmt.Errorf("%s heap %d MiB: must be at least 256 MiB, or 0 to derive it from memory", r, heap)
+	case heap > s.MemoryMiB-512:
+		return RoleSettings{}, fmt.Errorf("%s heap %d MiB: must leave at least 512 MiB of the node's %d MiB to the OS", r, heap, s.MemoryMiB)
+	}
+	if s.CPUs < 1 || s.CPUs > 256 {
+		return RoleSettings{}, fmt.Errorf("%s cpus %d: must be from 1 to 256", r, s.CPUs)
+	}
+	if err := checkPort(string(r)+" port", s.Port); err != nil {
+		return RoleSettings{}, err
+	}
+	if s.Port == exporterPort {
+		return RoleSettings{}, fmt.Errorf("%s port %d: clashes with the exporter port", r, s.Port)
+	}
+	settings, err := parseSettings(r, s.Settings)
+	if err != nil {
+		return RoleSettings{}, err
+	}
+	return RoleSettings{MemoryMiB: s.MemoryMiB, HeapMiB: heap, CPUs: s.CPUs, Port: s.Port, Settings: settings}, nil
+}
+
+// DeriveHeapMiB gives Kafka half of the node's memory, at most 6 GiB: the
+// rest goes to the page cache, which serves Kafka's reads.
+func DeriveHeapMiB(memoryMiB int) int {
+	return min(memoryMiB/2, maxHeapMiB)
+}
+
+func checkPort(field string, p int) error {
+	if p < 1 || p > 65535 {
+		return fmt.Errorf("%s %d: must be from 1 to 65535", field, p)
+	}
+	return nil
+}
+
+func parseSettings(r Role, raw []string) ([]Setting, error) {
+	var out []Setting
+	for _, kv := range raw {
+		name, value, ok := strings.Cut(kv, "=")
+		name = strings.TrimSpace(name)
+		if !ok || !propName.MatchString(name) {
+			return nil, fmt.Errorf("%s settings: %q: must be name=value with a Kafka property name such as num.partitions", r, kv)
+		}
+		if owner, managed := managedProperties[name]; managed {
+			return nil, fmt.Errorf("%s settings: %s is set by kafka-bootc from %s", r, name, owner)
+		}
+		if strings.TrimSpace(value) != value || value == "" {
+			return nil, fmt.Errorf("%s settings: %s: the value must be non-empty, without leading or trailing spaces", r, name)
+		}
+		for _, c := range value {
+			if c < 0x20 || c == 0x7f || strings.ContainsRune(`%$\"'`+"`", c) {
+				return nil, fmt.Errorf("%s settings: %s: the value may not hold control characters or any of %s", r, name, "% $ \\ \" ' `")
+			}
+		}
+		if slices.ContainsFunc(out, func(s Setting) bool { return s.Name == name }) {
+			return nil, fmt.Errorf("%s settings: %s is given twice", r, name)
+		}
+		out = append(out, Setting{name, value})
+	}
+	slices.SortFunc(out, func(a, b Setting) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// DeriveClusterID turns a cluster name into a Kafka cluster id: 16 bytes of
+// SHA-256, in the 22-character base64url form Kafka uses. The same name gives
+// the same id on every node and on every rebuild. Like Kafka's own
+// Uuid.randomUuid, it avoids ids that start with '-', which a command line
+// would read as an option.
+func DeriveClusterID(name string) string {
+	for i := 0; ; i++ {
+		sum := sha256.Sum256([]byte("kafka-bootc cluster id\x00" + name + "\x00" + strconv.Itoa(i)))
+		id := base64.RawURLEncoding.EncodeToString(sum[:16])
+		if id[0] != '-' {
+			return id
+		}
+	}
+}
+
+// CheckClusterID reports whether id is a cluster id that Kafka accepts.
+func CheckClusterID(id string) error {
+	b, err := base64.RawURLEncoding.DecodeString(id)
+	if len(id) != 22 || err != nil || len(b) != 16 {
+		return fmt.Errorf("cluster id %q: must be 22 characters of base64url encoding 16 bytes, as printed by kafka-storage.sh random-uuid", id)
+	}
+	if id[0] == '-' {
+		return fmt.Errorf("cluster id %q: must not start with '-'", id)
+	}
+	if id == "AAAAAAAAAAAAAAAAAAAAAA" || id == "AAAAAAAAAAAAAAAAAAAAAQ" {
+		return fmt.Errorf("cluster id %q: is reserved by Kafka", id)
+	}
+	return nil
+}

@@ -1,0 +1,138 @@
+package nodes
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"dagger/kafka-bootc/quadlets"
+)
+
+// Where Kafka keeps its data. The host directory is under /var, which bootc
+// keeps across upgrades, and under /var/srv/containers, which the
+// container-selinux policy labels container_file_t: created there by
+// systemd-tmpfiles with the image user's uid, it needs no recursive chown
+// (:U) or relabel (:Z) when the container starts, however large it grows.
+const (
+	// DataDir is the host directory for Kafka data.
+	DataDir = "/var/srv/containers/kafka"
+	// hostLogDir is the host side of the log directory bind mount, one level
+	// below DataDir so that a filesystem's lost+found is not in Kafka's way.
+	hostLogDir = DataDir + "/data"
+	// LogDir is Kafka's log.dirs inside the container.
+	LogDir = "/var/lib/kafka/data"
+	// KafkaUID is the uid of appuser, the user the apache/kafka image runs
+	// as (made by "adduser -D" in its Alpine base: the first user, 1000).
+	KafkaUID = 1000
+)
+
+// managedProperties are the Kafka properties that kafka-bootc sets from the
+// cluster description; a user setting for one of them is refused, naming
+// what to change instead.
+var managedProperties = map[string]string{
+	"process.roles":                       "the node's role",
+	"node.id":                             "the node ids (broker-ids, controller-ids)",
+	"listeners":                           "the role's port",
+	"advertised.listeners":                "the node's hostname and the broker port",
+	"listener.security.protocol.map":      "the role's listener",
+	"inter.broker.listener.name":          "the broker listener",
+	"controller.listener.names":           "the controller listener",
+	"controller.quorum.voters":            "the controllers' hostnames, ids and port",
+	"controller.quorum.bootstrap.servers": "the controllers' hostnames and port",
+	"log.dirs":                            "the data directory " + DataDir,
+	"log.dir":                             "the data directory " + DataDir,
+}
+
+// EnvName maps a Kafka property to the environment variable that the
+// apache/kafka image turns back into it: "." becomes "_", "_" becomes "__"
+// and "-" becomes "___", upper-cased behind KAFKA_.
+func EnvName(property string) string {
+	r := strings.NewReplacer("-", "___", "_", "__", ".", "_")
+	return "KAFKA_" + strings.ToUpper(r.Replace(property))
+}
+
+// Voters is controller.quorum.voters: id@host:port of every controller.
+func (c *Cluster) Voters() string {
+	var v []string
+	port := c.Roles[Controller].Port
+	for _, n := range c.Nodes {
+		if n.Role == Controller {
+			v = append(v, fmt.Sprintf("%d@%s:%d", n.ID, n.Hostname, port))
+		}
+	}
+	return strings.Join(v, ",")
+}
+
+// Properties returns the Kafka properties shared by every node of a role,
+// sorted by name: what goes into the role's base image.
+func (c *Cluster) Properties(r Role) []Setting {
+	rs := c.Roles[r]
+	props := map[string]string{
+		"process.roles":                  string(r),
+		"controller.listener.names":      Controller.Listener(),
+		"controller.quorum.voters":       c.Voters(),
+		"log.dirs":                       LogDir,
+		"listeners":                      fmt.Sprintf("%s://:%d", r.Listener(), rs.Port),
+		"listener.security.protocol.map": "CONTROLLER:PLAINTEXT",
+	}
+	if r == Broker {
+		brokers := c.Count(Broker)
+		props["listener.security.protocol.map"] = "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+		props["inter.broker.listener.name"] = Broker.Listener()
+		// Kafka's defaults (3, 3, 2) cannot be met by a smaller cluster:
+		// consumer groups and transactions would never start.
+		props["offsets.topic.replication.factor"] = strconv.Itoa(min(3, brokers))
+		props["transaction.state.log.replication.factor"] = strconv.Itoa(min(3, brokers))
+		props["transaction.state.log.min.isr"] = strconv.Itoa(min(2, brokers))
+	}
+	for _, s := range rs.Settings {
+		props[s.Name] = s.Value
+	}
+	return sortedSettings(props)
+}
+
+// NodeProperties returns the properties that differ from node to node: the
+// node id and, for a broker, the address clients are sent to. A controller
+// must not advertise listeners: the image's configure script exits for
+// process.roles=controller when it is set.
+func (c *Cluster) NodeProperties(n Node) []Setting {
+	props := map[string]string{"node.id": strconv.Itoa(n.ID)}
+	if n.Role == Broker {
+		props["advertised.listeners"] = fmt.Sprintf("%s://%s:%d", Broker.Listener(), n.Hostname, c.Roles[Broker].Port)
+	}
+	return sortedSettings(props)
+}
+
+func sortedSettings(props map[string]string) []Setting {
+	out := make([]Setting, 0, len(props))
+	for k, v := range props {
+		out = append(out, Setting{k, v})
+	}
+	slices.SortFunc(out, func(a, b Setting) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// RoleEnv is the environment of the role's Kafka container: the cluster id,
+// the heap, and every property of Properties.
+func (c *Cluster) RoleEnv(r Role) []quadlets.Env {
+	heap := c.Roles[r].HeapMiB
+	env := []quadlets.Env{
+		{Name: "CLUSTER_ID", Value: c.ID},
+		{Name: "KAFKA_HEAP_OPTS", Value: fmt.Sprintf("-Xms%dm -Xmx%dm", heap, heap)},
+	}
+	return append(env, toEnv(c.Properties(r))...)
+}
+
+// NodeEnv is the environment that the node's drop-in adds.
+func (c *Cluster) NodeEnv(n Node) []quadlets.Env {
+	return toEnv(c.NodeProperties(n))
+}
+
+func toEnv(props []Setting) []quadlets.Env {
+	env := make([]quadlets.Env, len(props))
+	for i, p := range props {
+		env[i] = quadlets.Env{Name: EnvName(p.Name), Value: p.Value}
+	}
+	return env
+}
