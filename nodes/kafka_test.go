@@ -1,0 +1,225 @@
+package nodes
+
+import (
+	"fmt"
+	"path"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/containers/podman/v5/pkg/systemd/parser"
+)
+
+// properties maps a container environment to server.properties the way the
+// apache/kafka image does (KafkaDockerWrapper): KAFKA_FOO_BAR is foo.bar,
+// "__" is "_" and "___" is "-"; heap, JVM, JMX and log4j variables are not
+// properties.
+func properties(env map[string]string) map[string]string {
+	props := map[string]string{}
+	for k, v := range env {
+		name, ok := strings.CutPrefix(k, "KAFKA_")
+		if !ok || name == "HEAP_OPTS" || name == "OPTS" || strings.HasPrefix(name, "JMX_") || strings.HasPrefix(name, "LOG4J_") {
+			continue
+		}
+		name = strings.ToLower(name)
+		name = strings.ReplaceAll(name, "___", "-")
+		name = strings.ReplaceAll(name, "__", "\x00")
+		name = strings.ReplaceAll(name, "_", ".")
+		name = strings.ReplaceAll(name, "\x00", "_")
+		props[name] = v
+	}
+	return props
+}
+
+var heapOpts = regexp.MustCompile(`^-Xms(\d+)m -Xmx(\d+)m$`)
+
+// TestEveryNodeFormsOneCluster reads each node's Kafka configuration as the
+// image would build it and checks that together they form one KRaft
+// cluster.
+func TestEveryNodeFormsOneCluster(t *testing.T) {
+	specs := map[string]Spec{"default": exampleSpec()}
+	small := exampleSpec()
+	small.Brokers, small.Controllers, small.Domain = 1, 1, "kafka.example.com"
+	small.Broker.Settings = []string{"num.partitions=6", "auto.create.topics.enable=false"}
+	specs["one broker, one controller, a domain"] = small
+	ids := exampleSpec()
+	ids.BrokerIDs, ids.ControllerIDs = []int{10, 11, 12}, []int{1, 2, 3}
+	specs["given node ids"] = ids
+
+	for name, s := range specs {
+		t.Run(name, func(t *testing.T) {
+			c := plan(t, s)
+			clusterIDs := map[string]bool{}
+			nodeIDs := map[string]string{}
+			var voters []string
+			for _, n := range c.Nodes {
+				svc := nodeService(t, c, n)
+				env := svc.env()
+				props := properties(env)
+				clusterIDs[env["CLUSTER_ID"]] = true
+				if err := CheckClusterID(env["CLUSTER_ID"]); err != nil {
+					t.Errorf("%s: %v", n.Name, err)
+				}
+				if other, dup := nodeIDs[props["node.id"]]; dup {
+					t.Errorf("%s and %s share node.id %s", other, n.Name, props["node.id"])
+				}
+				nodeIDs[props["node.id"]] = n.Name
+				if props["node.id"] != strconv.Itoa(n.ID) {
+					t.Errorf("%s: node.id %q, want %d", n.Name, props["node.id"], n.ID)
+				}
+				if props["process.roles"] != string(n.Role) {
+					t.Errorf("%s: process.roles %q", n.Name, props["process.roles"])
+				}
+				voters = append(voters, props["controller.quorum.voters"])
+				if props["log.dirs"] != LogDir || !slices.Contains(svc.flag("-v"), hostLogDir+":"+LogDir) {
+					t.Errorf("%s: log.dirs %q is not the mounted host directory", n.Name, props["log.dirs"])
+				}
+				m := heapOpts.FindStringSubmatch(env["KAFKA_HEAP_OPTS"])
+				if m == nil || m[1] != m[2] {
+					t.Errorf("%s: KAFKA_HEAP_OPTS %q", n.Name, env["KAFKA_HEAP_OPTS"])
+				} else if heap, _ := strconv.Atoi(m[1]); heap >= c.Roles[n.Role].MemoryMiB {
+					t.Errorf("%s: heap %d MiB does not fit in %d MiB", n.Name, heap, c.Roles[n.Role].MemoryMiB)
+				}
+				port := c.Roles[n.Role].Port
+				switch n.Role {
+				case Controller:
+					if _, set := props["advertised.listeners"]; set {
+						t.Errorf("%s: a controller sets advertised.listeners; the image's configure script exits", n.Name)
+					}
+					if props["listeners"] != fmt.Sprintf("CONTROLLER://:%d", port) {
+						t.Errorf("%s: listeners %q", n.Name, props["listeners"])
+					}
+				case Broker:
+					want := fmt.Sprintf("PLAINTEXT://%s:%d", n.Hostname, port)
+					if props["advertised.listeners"] != want {
+						t.Errorf("%s: advertised.listeners %q, want %q", n.Name, props["advertised.listeners"], want)
+					}
+					if props["inter.broker.listener.name"] != "PLAINTEXT" || !strings.Contains(props["listener.security.protocol.map"], "PLAINTEXT:PLAINTEXT") {
+						t.Errorf("%s: inter-broker listener not mapped: %v", n.Name, props)
+					}
+					rf, _ := strconv.Atoi(props["offsets.topic.replication.factor"])
+					if rf < 1 || rf > c.Count(Broker) {
+						t.Errorf("%s: offsets.topic.replication.factor %d with %d brokers", n.Name, rf, c.Count(Broker))
+					}
+					for _, kv := range s.Broker.Settings {
+						k, v, _ := strings.Cut(kv, "=")
+						if props[k] != v {
+							t.Errorf("%s: setting %s = %q, want %q", n.Name, k, props[k], v)
+						}
+					}
+				}
+				if !strings.Contains(props["controller.listener.names"], "CONTROLLER") {
+					t.Errorf("%s: controller.listener.names %q", n.Name, props["controller.listener.names"])
+				}
+			}
+			if len(clusterIDs) != 1 {
+				t.Errorf("nodes disagree on CLUSTER_ID: %v", clusterIDs)
+			}
+			// Every node names the same voters: each controller, by its own
+			// node.id, host name and port.
+			var want []string
+			for _, n := range c.Nodes {
+				if n.Role == Controller {
+					want = append(want, fmt.Sprintf("%d@%s:%d", n.ID, n.Hostname, c.Roles[Controller].Port))
+				}
+			}
+			for i, v := range voters {
+				if v != strings.Join(want, ",") {
+					t.Errorf("%s: controller.quorum.voters %q, want %q", c.Nodes[i].Name, v, strings.Join(want, ","))
+				}
+			}
+		})
+	}
+}
+
+// TestBoundImagesFollowBootcRules checks what bootc reads: every entry of
+// bound-images.d is a symlink to a quadlet of the same image whose Image= is
+// the pinned reference, and no drop-in sets Image=.
+func TestBoundImagesFollowBootcRules(t *testing.T) {
+	c := plan(t, exampleSpec())
+	imgs, err := c.Images()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bound := map[string][]string{}
+	for _, img := range imgs {
+		for _, l := range img.Symlinks {
+			if path.Dir(l.Path) != boundImagesDir {
+				continue
+			}
+			if path.Ext(l.Path) != ".container" || !path.IsAbs(l.Target) {
+				t.Errorf("%s: %s -> %s: want an absolute link to a .container", img.Name, l.Path, l.Target)
+			}
+			u := parser.NewUnitFile()
+			if err := u.Parse(string(fileOf(t, img, l.Target))); err != nil {
+				t.Fatal(err)
+			}
+			image, _ := u.Lookup("Container", "Image")
+			if err := CheckBoundImage(image); err != nil {
+				t.Errorf("%s: %s: %v", img.Name, l.Target, err)
+			}
+			bound[img.Name] = append(bound[img.Name], image)
+		}
+		for _, f := range img.Files {
+			if !strings.HasSuffix(path.Dir(f.Path), ".container.d") {
+				continue
+			}
+			u := parser.NewUnitFile()
+			if err := u.Parse(string(f.Content)); err != nil {
+				t.Fatal(err)
+			}
+			if u.HasKey("Container", "Image") {
+				t.Errorf("%s: drop-in %s sets Image=; bootc would not see it", img.Name, f.Path)
+			}
+		}
+	}
+	for _, r := range Roles {
+		got := bound[r.Unit()]
+		slices.Sort(got)
+		if want := []string{c.KafkaImage, c.ExporterImage}; !slices.Equal(got, want) {
+			t.Errorf("%s binds %q, want %q", r.Unit(), got, want)
+		}
+	}
+}
+
+func TestClusterIDIsStableValidAndPerCluster(t *testing.T) {
+	// A changed id makes nodes with data refuse to start: this value must
+	// never change for the default cluster name.
+	if got := DeriveClusterID("kafka"); got != "UI5Z4HeKr8swcA11bEQvwQ" {
+		t.Errorf("DeriveClusterID(kafka) = %q; it changed, which breaks every existing cluster", got)
+	}
+	seen := map[string]string{}
+	for i := range 2000 {
+		name := fmt.Sprintf("cluster-%d", i)
+		id := DeriveClusterID(name)
+		if err := CheckClusterID(id); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if other, dup := seen[id]; dup {
+			t.Fatalf("%s and %s share id %s", other, name, id)
+		}
+		seen[id] = name
+	}
+	s := exampleSpec()
+	s.ClusterID = "MkU3OEVBNTcwNTJENDM2Qg"
+	if c := plan(t, s); c.ID != s.ClusterID {
+		t.Errorf("given cluster id %q, planned %q", s.ClusterID, c.ID)
+	}
+}
+
+func TestHeapFollowsMemory(t *testing.T) {
+	for _, tc := range []struct{ memory, heap int }{
+		{2048, 1024}, {4096, 2048}, {16384, 6144}, {65536, 6144},
+	} {
+		if got := DeriveHeapMiB(tc.memory); got != tc.heap {
+			t.Errorf("DeriveHeapMiB(%d) = %d, want %d", tc.memory, got, tc.heap)
+		}
+	}
+	s := exampleSpec()
+	s.Broker.MemoryMiB, s.Broker.HeapMiB = 8192, 3000
+	if got := plan(t, s).Roles[Broker].HeapMiB; got != 3000 {
+		t.Errorf("given heap 3000, planned %d", got)
+	}
+}

@@ -1,0 +1,229 @@
+package nodes
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestPlanRejectsBadInput(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(*Spec)
+		want   string
+	}{
+		{"zero brokers", func(s *Spec) { s.Brokers = 0 }, "brokers: 0: must be from 1 to 99"},
+		{"zero controllers", func(s *Spec) { s.Controllers = 0 }, "controllers: 0: must be from 1 to 99"},
+		{"a hundred brokers", func(s *Spec) { s.Brokers = 100 }, "brokers: 100: must be from 1 to 99"},
+		{"duplicate node ids", func(s *Spec) { s.ControllerIDs = []int{4, 5, 1} },
+			"controller ids: kafka-broker-1 and kafka-controller-3 both have id 1: node ids must be unique across brokers and controllers"},
+		{"a non-positive node id", func(s *Spec) { s.BrokerIDs = []int{1, 0, 2} },
+			"broker ids: kafka-broker-2 has id 0: node ids must be positive"},
+		{"too few node ids", func(s *Spec) { s.BrokerIDs = []int{1} },
+			"broker ids: 1 given for 3 brokers: give one per node or none"},
+		{"a domain that is not DNS", func(s *Spec) { s.Domain = "Example_Net" },
+			`domain "Example_Net": label "Example_Net" is not a DNS label`},
+		{"an empty domain label", func(s *Spec) { s.Domain = "example..com" },
+			`domain "example..com": label "" is not a DNS label`},
+		{"a cluster name that is not a DNS label", func(s *Spec) { s.Name = "My Cluster" },
+			`cluster name "My Cluster": must be lower-case letters, digits and '-'`},
+		{"a kafka image without a tag", func(s *Spec) { s.KafkaImage = "docker.io/apache/kafka" },
+			`kafka image: "docker.io/apache/kafka": must be pinned by a tag or a digest`},
+		{"a kafka image tagged latest", func(s *Spec) { s.KafkaImage = "docker.io/apache/kafka:latest" },
+			`kafka image: "docker.io/apache/kafka:latest": must be pinned by a tag other than latest, or by a digest`},
+		{"an exporter image without a registry", func(s *Spec) { s.ExporterImage = "prom/node-exporter:v1.8.2" },
+			`exporter image: "prom/node-exporter:v1.8.2": must be fully qualified with its registry`},
+		{"an image with a systemd specifier", func(s *Spec) { s.KafkaImage = "docker.io/apache/kafka:%i" },
+			`kafka image: "docker.io/apache/kafka:%i": must not hold systemd % specifiers`},
+		{"a malformed image", func(s *Spec) { s.KafkaImage = "docker.io/Apache/Kafka:3.8.0" },
+			`kafka image: "docker.io/Apache/Kafka:3.8.0": not an image reference`},
+		{"an empty base image", func(s *Spec) { s.BaseImage = "" }, "base image: an image reference is required"},
+		{"a malformed cluster id", func(s *Spec) { s.ClusterID = "not-a-cluster-id" },
+			`cluster id "not-a-cluster-id": must be 22 characters of base64url encoding 16 bytes`},
+		{"a cluster id starting with '-'", func(s *Spec) { s.ClusterID = "-kU3OEVBNTcwNTJENDM2Qg" },
+			`cluster id "-kU3OEVBNTcwNTJENDM2Qg": must not start with '-'`},
+		{"the zero cluster id", func(s *Spec) { s.ClusterID = "AAAAAAAAAAAAAAAAAAAAAA" },
+			`cluster id "AAAAAAAAAAAAAAAAAAAAAA": is reserved by Kafka`},
+		{"a broker port clashing with the exporter", func(s *Spec) { s.Broker.Port = 9100 },
+			"broker port 9100: clashes with the exporter port"},
+		{"a controller port out of range", func(s *Spec) { s.Controller.Port = 70000 },
+			"controller port 70000: must be from 1 to 65535"},
+		{"an exporter port of zero", func(s *Spec) { s.ExporterPort = 0 }, "exporter port 0: must be from 1 to 65535"},
+		{"too little memory", func(s *Spec) { s.Controller.MemoryMiB = 512 },
+			"controller memory 512 MiB: must be at least 1024 MiB"},
+		{"a heap as large as memory", func(s *Spec) { s.Broker.HeapMiB = 4096 },
+			"broker heap 4096 MiB: must leave at least 512 MiB of the node's 4096 MiB to the OS"},
+		{"zero cpus", func(s *Spec) { s.Broker.CPUs = 0 }, "broker cpus 0: must be from 1 to 256"},
+		{"a setting without a value", func(s *Spec) { s.Broker.Settings = []string{"num.partitions"} },
+			`broker settings: "num.partitions": must be name=value`},
+		{"a setting kafka-bootc owns", func(s *Spec) { s.Controller.Settings = []string{"node.id=7"} },
+			"controller settings: node.id is set by kafka-bootc from the node ids"},
+		{"a setting given twice", func(s *Spec) { s.Broker.Settings = []string{"num.partitions=3", "num.partitions=6"} },
+			"broker settings: num.partitions is given twice"},
+		{"a setting that systemd would expand", func(s *Spec) { s.Broker.Settings = []string{"log.retention.hours=${X}"} },
+			"broker settings: log.retention.hours: the value may not hold"},
+		{"an unknown disk type", func(s *Spec) { s.Disk.Types = []string{"qcow2", "floppy"} },
+			`disk type "floppy": unknown; known types are qcow2, raw, ami, vmdk, vhd, gce, anaconda-iso`},
+		{"two disk types writing one file", func(s *Spec) { s.Disk.Types = []string{"raw", "ami"} },
+			`disk types "raw" and "ami": both write image/disk.raw`},
+		{"no disk type", func(s *Spec) { s.Disk.Types = nil }, "disk types: at least one of"},
+		{"a root login", func(s *Spec) { s.Disk.User = "root" }, `disk user "root": must be a lower-case login name`},
+		{"a private key instead of a public one", func(s *Spec) { s.Disk.SSHKeys = []string{"-----BEGIN OPENSSH PRIVATE KEY-----"} },
+			"ssh-key 1: type \"-----BEGIN\": must be one of"},
+		{"a plaintext password", func(s *Spec) { s.Disk.PasswordHash = "kafka" },
+			"password: must be a crypt(3) hash"},
+		{"a negative data size", func(s *Spec) { s.Disk.DataSizeGiB = -1 },
+			"data size -1 GiB: must be 0 (no separate filesystem) or more"},
+	}
+	for _, tc := range tests {
+		t.Run("rejects "+tc.name, func(t *testing.T) {
+			s := exampleSpec()
+			tc.change(&s)
+			c, err := Plan(s)
+			if err == nil {
+				t.Fatalf("Plan accepted it: %+v", c)
+			}
+			if !strings.HasPrefix(err.Error(), tc.want) {
+				t.Errorf("error\n  %q\nwant it to start with\n  %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestPlanNamesNodesAndIDsLikeTheReference(t *testing.T) {
+	c := plan(t, exampleSpec())
+	var got []string
+	for _, n := range c.Nodes {
+		got = append(got, n.Name+"="+string(rune('0'+n.ID)))
+	}
+	want := []string{
+		"kafka-broker-1=1", "kafka-broker-2=2", "kafka-broker-3=3",
+		"kafka-controller-1=4", "kafka-controller-2=5", "kafka-controller-3=6",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("nodes %q, want %q", got, want)
+	}
+	s := exampleSpec()
+	s.Domain = "kafka.example.com"
+	if n := plan(t, s).Nodes[0]; n.Hostname != "kafka-broker-1.kafka.example.com" {
+		t.Errorf("hostname with a domain: %q", n.Hostname)
+	}
+}
+
+func TestTreeIsWholeOrAbsent(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "out")
+	bad := []Entry{{Path: "a/ok", Content: []byte("x"), Mode: 0o644}, {Path: "../escape", Content: nil, Mode: 0o644}}
+	if err := WriteTree(dir, bad); err == nil {
+		t.Fatal("WriteTree accepted a path outside the tree")
+	}
+	if _, err := os.Lstat(dir); !os.IsNotExist(err) {
+		t.Errorf("a failed WriteTree left %s behind", dir)
+	}
+	leftovers, _ := filepath.Glob(filepath.Join(filepath.Dir(dir), ".out.tmp-*"))
+	if len(leftovers) > 0 {
+		t.Errorf("a failed WriteTree left %q behind", leftovers)
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite tests/golden from the renderer")
+
+// golden is the rendered tree of the default cluster with the example key.
+const golden = "../tests/golden/default"
+
+// TestDefaultClusterMatchesGolden compares the rendering with the reviewed
+// tree in tests/golden/default. After an intended change, regenerate it
+// with: go test ./nodes -run Golden -update, and review the diff.
+func TestDefaultClusterMatchesGolden(t *testing.T) {
+	tree, err := plan(t, exampleSpec()).Tree()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *update {
+		if err := os.RemoveAll(golden); err != nil {
+			t.Fatal(err)
+		}
+		if err := WriteTree(golden, tree); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := ReadTree(golden)
+	if err != nil {
+		t.Fatalf("%v (regenerate with -update)", err)
+	}
+	index := map[string]Entry{}
+	for _, e := range want {
+		index[e.Path] = e
+	}
+	for _, e := range tree {
+		g, ok := index[e.Path]
+		delete(index, e.Path)
+		switch {
+		case !ok:
+			t.Errorf("%s: rendered but not in %s", e.Path, golden)
+		case e.Target != g.Target:
+			t.Errorf("%s: links to %q, golden to %q", e.Path, e.Target, g.Target)
+		case !bytes.Equal(e.Content, g.Content):
+			t.Errorf("%s differs from %s:\n--- rendered\n%s\n--- golden\n%s", e.Path, golden, e.Content, g.Content)
+		case e.Target == "" && e.Mode.Perm()&0o111 != g.Mode.Perm()&0o111:
+			t.Errorf("%s: mode %v, golden %v", e.Path, e.Mode, g.Mode)
+		}
+	}
+	for p := range index {
+		t.Errorf("%s: in %s but no longer rendered", p, golden)
+	}
+}
+
+func TestRenderingIsDeterministic(t *testing.T) {
+	a, err := plan(t, exampleSpec()).Tree()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		b, err := plan(t, exampleSpec()).Tree()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.EqualFunc(a, b, func(x, y Entry) bool {
+			return x.Path == y.Path && x.Target == y.Target && x.Mode == y.Mode && bytes.Equal(x.Content, y.Content)
+		}) {
+			t.Fatal("two renderings of one cluster differ")
+		}
+	}
+}
+
+// FuzzPlan feeds arbitrary descriptions to the model: it must answer with
+// a cluster or an error, never panic, and a cluster it accepts must render.
+func FuzzPlan(f *testing.F) {
+	f.Add("kafka", "", "", 3, 3, "docker.io/apache/kafka:3.8.0", 4096, 0, 9092, 9093, "num.partitions=6", 1, "qcow2")
+	f.Add("x", "MkU3OEVBNTcwNTJENDM2Qg", "a.b", 1, 1, "localhost:5000/k@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", 1024, 512, 1, 65535, "a=b", 7, "raw")
+	f.Fuzz(func(t *testing.T, name, id, domain string, brokers, controllers int, image string, memory, heap, bport, cport int, setting string, firstID int, disk string) {
+		s := exampleSpec()
+		s.Name, s.ClusterID, s.Domain = name, id, domain
+		s.Brokers, s.Controllers = brokers%200, controllers%200
+		s.KafkaImage = image
+		s.Broker.MemoryMiB, s.Broker.HeapMiB, s.Broker.Port = memory, heap, bport
+		s.Controller.Port = cport
+		s.Broker.Settings = []string{setting}
+		if firstID != 1 && s.Controllers > 0 && s.Controllers < 200 {
+			s.ControllerIDs = make([]int, s.Controllers)
+			for i := range s.ControllerIDs {
+				s.ControllerIDs[i] = firstID + i
+			}
+		}
+		s.Disk.Types = []string{disk}
+		c, err := Plan(s)
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatal("empty error")
+			}
+			return
+		}
+		if _, err := c.Tree(); err != nil {
+			t.Fatalf("Plan accepted %+v but Tree failed: %v", s, err)
+		}
+	})
+}
