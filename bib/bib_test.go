@@ -90,7 +90,7 @@ func deref(s *string) string {
 func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
 
 func TestOutputsPathsAndRefusals(t *testing.T) {
-	outs, err := Outputs([]string{"qcow2", "vmdk", "anaconda-iso"})
+	outs, err := Outputs([]string{"qcow2", "vmdk", "gce"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,10 +98,10 @@ func TestOutputsPathsAndRefusals(t *testing.T) {
 	for _, o := range outs {
 		paths = append(paths, o.Path)
 	}
-	if got := strings.Join(paths, " "); got != "qcow2/disk.qcow2 vmdk/disk.vmdk bootiso/install.iso" {
+	if got := strings.Join(paths, " "); got != "qcow2/disk.qcow2 vmdk/disk.vmdk gce/image.tar.gz" {
 		t.Errorf("paths %q", got)
 	}
-	for _, bad := range [][]string{{"qcow2", "qcow2"}, {"raw", "ami"}, {"iso9660"}, {}} {
+	for _, bad := range [][]string{{"qcow2", "qcow2"}, {"raw", "ami"}, {"iso9660"}, {}, {"qcow2", "anaconda-iso"}} {
 		if _, err := Outputs(bad); err == nil {
 			t.Errorf("Outputs(%q) accepted", bad)
 		}

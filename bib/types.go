@@ -59,5 +59,8 @@ func Outputs(types []string) ([]Output, error) {
 		}
 		res = append(res, outputs[i])
 	}
+	if len(res) > 1 && slices.ContainsFunc(res, func(o Output) bool { return o.Type == "anaconda-iso" }) {
+		return nil, fmt.Errorf("disk types %s: bootc-image-builder cannot build an installer ISO and disk images in one run; build anaconda-iso alone", strings.Join(types, ", "))
+	}
 	return res, nil
 }

@@ -52,6 +52,10 @@ type Cluster struct {
 	// Nodes are the brokers, then the controllers, each in name order.
 	Nodes []Node
 
+	// Registry is the normalized registry to publish to, or empty.
+	Registry string
+	Tag      string
+
 	Disk bib.Spec
 }
 
@@ -201,6 +205,9 @@ func Plan(s Spec) (*Cluster, error) {
 			return nil, err
 		}
 		c.Roles[r] = rs
+	}
+	if err := c.setRegistry(s.Registry, s.Tag); err != nil {
+		return nil, err
 	}
 	if err := s.Disk.Validate(); err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package nodes
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/distribution/reference"
@@ -53,4 +54,43 @@ func parseQualified(ref string) (reference.Named, error) {
 		return nil, fmt.Errorf("%q: must be fully qualified with its registry, for example docker.io/%s", ref, ref)
 	}
 	return named, nil
+}
+
+// DefaultRegistry is where a bare registry namespace ("me") points.
+const DefaultRegistry = "quay.io"
+
+func (c *Cluster) setRegistry(registry, tag string) error {
+	if !tagPattern.MatchString(tag) {
+		return fmt.Errorf("tag %q: must be 1 to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'", tag)
+	}
+	c.Tag = tag
+	if registry == "" {
+		return nil
+	}
+	registry = strings.TrimSuffix(registry, "/")
+	if first, _, _ := strings.Cut(registry, "/"); !strings.ContainsAny(first, ".:") && first != "localhost" {
+		registry = DefaultRegistry + "/" + registry
+	}
+	if _, err := reference.ParseNamed(registry + "/kafka-broker-1:" + tag); err != nil {
+		return fmt.Errorf("registry %q: must be a registry and namespace such as quay.io/me: %w", registry, err)
+	}
+	c.Registry = registry
+	return nil
+}
+
+var tagPattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+
+// Ref is the reference a node image is published under and that the node
+// upgrades from. It is empty when the cluster has no registry.
+func (c *Cluster) Ref(n Node) string {
+	if c.Registry == "" {
+		return ""
+	}
+	return c.Registry + "/" + n.Name + ":" + c.Tag
+}
+
+// Host is the registry host of c.Registry, for registry credentials.
+func (c *Cluster) Host() string {
+	host, _, _ := strings.Cut(c.Registry, "/")
+	return host
 }

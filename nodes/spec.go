@@ -42,6 +42,13 @@ type Spec struct {
 	// ExporterPort is node-exporter's port on every node.
 	ExporterPort int
 
+	// Registry is where node images are published, as
+	// <registry>/<node>:<tag>; empty means nothing is published. A bare
+	// name ("me") is a quay.io namespace.
+	Registry string
+	// Tag is the tag nodes are published under and upgrade from.
+	Tag string
+
 	// Disk holds the settings for bootc-image-builder.
 	Disk bib.Spec
 }
@@ -82,6 +89,7 @@ func Default() Spec {
 		Broker:        RoleSpec{MemoryMiB: 4096, CPUs: 2, Port: 9092},
 		Controller:    RoleSpec{MemoryMiB: 2048, CPUs: 2, Port: 9093},
 		ExporterPort:  9100,
+		Tag:           "latest",
 		Disk:          bib.DefaultSpec(),
 	}
 }
