@@ -99,10 +99,16 @@ type VM struct {
 	CPUs      int
 }
 
-// VMScripts renders start-vms.sh and remove-vms.sh, which start and remove
-// the cluster's VMs with virt-install and virsh from the exported disks
+// Script is an executable file of the disks directory.
+type Script struct {
+	Name    string
+	Content []byte
+}
+
+// VMScripts renders remove-vms.sh and start-vms.sh, which remove and start
+// the cluster's VMs with virsh and virt-install from the exported disks
 // directory. They need a qcow2 or raw disk; with neither, there are none.
-func VMScripts(vms []VM, outputs []Output) map[string][]byte {
+func VMScripts(vms []VM, outputs []Output) []Script {
 	var disk Output
 	for _, o := range outputs {
 		if o.Type == "qcow2" || o.Type == "raw" {
@@ -136,5 +142,8 @@ virt-install --import --name %[1]s --memory %[4]d --vcpus %[5]d \
 `, vm.Name, disk.Path, format, vm.MemoryMiB, vm.CPUs)
 		fmt.Fprintf(&remove, "virsh destroy %[1]s || true\nvirsh undefine %[1]s --remove-all-storage || true\n", vm.Name)
 	}
-	return map[string][]byte{"start-vms.sh": []byte(start.String()), "remove-vms.sh": []byte(remove.String())}
+	return []Script{
+		{Name: "remove-vms.sh", Content: []byte(remove.String())},
+		{Name: "start-vms.sh", Content: []byte(start.String())},
+	}
 }

@@ -315,3 +315,13 @@ func CheckClusterID(id string) error {
 	}
 	return nil
 }
+
+// VMs sizes a VM for each of the given nodes from its role.
+func (c *Cluster) VMs(ns []Node) []bib.VM {
+	vms := make([]bib.VM, len(ns))
+	for i, n := range ns {
+		rs := c.Roles[n.Role]
+		vms[i] = bib.VM{Name: n.Name, MemoryMiB: rs.MemoryMiB, CPUs: rs.CPUs}
+	}
+	return vms
+}

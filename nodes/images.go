@@ -94,3 +94,49 @@ func (c *Cluster) Host() string {
 	host, _, _ := strings.Cut(c.Registry, "/")
 	return host
 }
+
+// StoredImage is an image that bootc-image-builder must find in its
+// container storage: the node image and every bound image.
+type StoredImage struct {
+	// Ref is the reference bib and bootc look for.
+	Ref string
+	// Pull, when set, is pulled by digest: an image pinned by digest cannot
+	// be loaded from an archive, whose digest differs from the registry's.
+	Pull string
+	// Node is set for the node image when it is built rather than pulled.
+	Node bool
+}
+
+// DiskImages lists what a node's disk build needs in bib's storage. The
+// node image is stored under its registry reference, which becomes the
+// node's upgrade source; published, when set, is the digest-pinned image
+// that build-all published for the node, installed instead of a rebuild.
+func (c *Cluster) DiskImages(n Node, published string) ([]StoredImage, error) {
+	ref := c.Ref(n)
+	if ref == "" {
+		return nil, fmt.Errorf("disk %s: a registry is required: the disk installs <registry>/%s:<tag>, where bootc upgrade looks", n.Name, n.Name)
+	}
+	node := StoredImage{Ref: ref, Node: true}
+	if published != "" {
+		parsed, err := reference.ParseNamed(published)
+		if err != nil {
+			return nil, fmt.Errorf("image %q: not a fully qualified image reference: %w", published, err)
+		}
+		want := c.Registry + "/" + n.Name
+		if _, ok := parsed.(reference.Digested); !ok || parsed.Name() != want {
+			return nil, fmt.Errorf("image %q: must be %s pinned by digest (%s@sha256:...), as build-all prints it", published, want, want)
+		}
+		node = StoredImage{Ref: ref, Pull: published}
+	}
+	out := []StoredImage{node}
+	for _, img := range []string{c.KafkaImage, c.ExporterImage} {
+		s := StoredImage{Ref: img}
+		if parsed, err := reference.Parse(img); err == nil {
+			if _, digested := parsed.(reference.Digested); digested {
+				s.Pull = img
+			}
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}

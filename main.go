@@ -1,0 +1,518 @@
+// kafka-bootc builds bootable container images (bootc) for a Kafka KRaft
+// cluster, one per node, publishes them, and turns them into disk images
+// with bootc-image-builder. Kafka and node-exporter run on each node as
+// podman quadlets whose images are logically bound to the OS image, so
+// that bootc upgrade moves both together.
+//
+// This file is only the Dagger part: the cluster model, the plan of every
+// image and bootc-image-builder's settings live in the nodes, quadlets and
+// bib packages, and are tested without an engine.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+
+	"dagger/kafka-bootc/bib"
+	"dagger/kafka-bootc/internal/dagger"
+	"dagger/kafka-bootc/nodes"
+
+	"github.com/sourcegraph/conc/pool"
+)
+
+// KafkaBootc is a Kafka KRaft cluster described once and built as one
+// bootc image and one disk per node.
+type KafkaBootc struct {
+	// Spec is the validated cluster description, as JSON.
+	// +private
+	Spec string
+	// Builder is the bootc-image-builder image.
+	// +private
+	Builder string
+}
+
+func New(
+	// Registry to publish node images to, as <registry>/<node>:<tag>, for
+	// example quay.io/me. A bare namespace (me) means quay.io/me. Without
+	// it, build-all builds and checks the images without publishing them.
+	// +optional
+	registry string,
+	// Tag that node images are published under and that nodes upgrade from.
+	// +default="latest"
+	tag string,
+	// Cluster name; the cluster id is derived from it, so keep it stable.
+	// +default="kafka"
+	name string,
+	// Cluster id (22 characters of base64url, as kafka-storage.sh
+	// random-uuid prints); derived from the name when not given.
+	// +optional
+	clusterId string,
+	// DNS domain that makes node hostnames fully qualified
+	// (kafka-broker-1.<domain>).
+	// +optional
+	domain string,
+	// Number of brokers.
+	// +default=3
+	brokers int,
+	// Number of controllers.
+	// +default=3
+	controllers int,
+	// Node ids of the brokers, one per broker (default 1..brokers).
+	// +optional
+	brokerIds []int,
+	// Node ids of the controllers, one per controller (default after the
+	// brokers' ids).
+	// +optional
+	controllerIds []int,
+	// bootc base image every node image starts from.
+	// +default="quay.io/centos-bootc/centos-bootc:stream9"
+	baseImage string,
+	// Kafka image, bound to each node image: fully qualified, pinned by a
+	// tag other than latest or by digest.
+	// +default="docker.io/apache/kafka:3.8.0"
+	kafkaImage string,
+	// node-exporter image, bound to each node image: fully qualified,
+	// pinned by a tag other than latest or by digest.
+	// +default="docker.io/prom/node-exporter:v1.8.2"
+	exporterImage string,
+	// Memory of each broker VM, in MiB.
+	// +default=4096
+	brokerMemory int,
+	// Memory of each controller VM, in MiB.
+	// +default=2048
+	controllerMemory int,
+	// Kafka heap of each broker, in MiB; 0 means half the memory, at most
+	// 6144.
+	// +optional
+	brokerHeap int,
+	// Kafka heap of each controller, in MiB; 0 means half the memory, at
+	// most 6144.
+	// +optional
+	controllerHeap int,
+	// Virtual CPUs of each broker VM.
+	// +default=2
+	brokerCpus int,
+	// Virtual CPUs of each controller VM.
+	// +default=2
+	controllerCpus int,
+	// Broker client port.
+	// +default=9092
+	brokerPort int,
+	// Controller quorum port.
+	// +default=9093
+	controllerPort int,
+	// node-exporter port on every node.
+	// +default=9100
+	exporterPort int,
+	// Extra Kafka properties for brokers, as name=value
+	// (num.partitions=6).
+	// +optional
+	brokerSettings []string,
+	// Extra Kafka properties for controllers, as name=value.
+	// +optional
+	controllerSettings []string,
+	// Login user on every disk, a member of wheel.
+	// +default="kafka"
+	diskUser string,
+	// SSH public keys the disk user logs in with ("ssh-ed25519 AAAA...").
+	// +optional
+	sshKey []string,
+	// Minimum size of the root filesystem, in GiB.
+	// +default=20
+	rootSize int,
+	// When more than 0, /var (Kafka's data) gets a partition of its own of
+	// at least this many GiB.
+	// +optional
+	dataSize int,
+	// Disk types to build: qcow2, raw, ami, vmdk, vhd, gce, anaconda-iso.
+	// +default=["qcow2"]
+	diskType []string,
+	// bootc-image-builder image. Keep the centos-bootc one:
+	// ghcr.io/osbuild/image-builder fails on bound images. Pin it by digest
+	// for repeatable disks.
+	// +default="quay.io/centos-bootc/bootc-image-builder:latest"
+	builderImage string,
+) (*KafkaBootc, error) {
+	s := nodes.Spec{
+		Name: name, ClusterID: clusterId, Domain: domain,
+		Brokers: brokers, Controllers: controllers,
+		BrokerIDs: brokerIds, ControllerIDs: controllerIds,
+		BaseImage: baseImage, KafkaImage: kafkaImage, ExporterImage: exporterImage,
+		Broker: nodes.RoleSpec{MemoryMiB: brokerMemory, HeapMiB: brokerHeap, CPUs: brokerCpus,
+			Port: brokerPort, Settings: brokerSettings},
+		Controller: nodes.RoleSpec{MemoryMiB: controllerMemory, HeapMiB: controllerHeap, CPUs: controllerCpus,
+			Port: controllerPort, Settings: controllerSettings},
+		ExporterPort: exporterPort,
+		Registry:     registry, Tag: tag,
+		Disk: bib.Spec{User: diskUser, SSHKeys: sshKey, RootSizeGiB: rootSize, DataSizeGiB: dataSize, Types: diskType},
+	}
+	if _, err := nodes.Plan(s); err != nil {
+		return nil, err
+	}
+	if err := nodes.CheckBaseImage(builderImage); err != nil {
+		return nil, fmt.Errorf("builder image: %w", err)
+	}
+	spec, err := json.Marshal(s)
+	if err != nil {
+		return nil, err
+	}
+	return &KafkaBootc{Spec: string(spec), Builder: builderImage}, nil
+}
+
+// cluster plans the cluster from the stored description.
+func (m *KafkaBootc) cluster() (*nodes.Cluster, error) {
+	var s nodes.Spec
+	if err := json.Unmarshal([]byte(m.Spec), &s); err != nil {
+		return nil, fmt.Errorf("stored cluster description: %w", err)
+	}
+	return nodes.Plan(s)
+}
+
+// Config returns every file of every image, each image in a directory of
+// its own with a Containerfile, plus bootc-image-builder's config.toml: the
+// tree to review, or to build with plain podman.
+func (m *KafkaBootc) Config() (*dagger.Directory, error) {
+	c, err := m.cluster()
+	if err != nil {
+		return nil, err
+	}
+	tree, err := c.Tree()
+	if err != nil {
+		return nil, err
+	}
+	dir := dag.Directory()
+	for _, e := range tree {
+		if e.Target != "" {
+			dir = dir.WithSymlink(e.Target, e.Path)
+			continue
+		}
+		dir = dir.WithNewFile(e.Path, string(e.Content), dagger.DirectoryWithNewFileOpts{Permissions: int(e.Mode.Perm())})
+	}
+	return dir, nil
+}
+
+// Base returns a role's base image, built once and shared by every node of
+// the role: packages, firewall, quadlets, bound-image links, data directory,
+// the upgrade timer masked, and checked with bootc container lint.
+func (m *KafkaBootc) Base(
+	// Role: broker or controller.
+	role string,
+) (*dagger.Container, error) {
+	c, err := m.cluster()
+	if err != nil {
+		return nil, err
+	}
+	r, err := parseRole(role)
+	if err != nil {
+		return nil, err
+	}
+	return m.base(c, r)
+}
+
+func parseRole(role string) (nodes.Role, error) {
+	for _, r := range nodes.Roles {
+		if string(r) == role {
+			return r, nil
+		}
+	}
+	return "", fmt.Errorf("role %q: must be broker or controller", role)
+}
+
+func (m *KafkaBootc) base(c *nodes.Cluster, r nodes.Role) (*dagger.Container, error) {
+	img, err := c.RoleImage(r)
+	if err != nil {
+		return nil, err
+	}
+	return apply(dag.Container().From(img.From), img), nil
+}
+
+// Node returns a node's image: its role's base image plus one thin layer
+// with the hostname and the node's Kafka settings. Open a shell in it with
+// "node --name kafka-broker-1 terminal".
+func (m *KafkaBootc) Node(
+	// Node name, for example kafka-broker-1 or kafka-controller-3.
+	name string,
+) (*dagger.Container, error) {
+	c, err := m.cluster()
+	if err != nil {
+		return nil, err
+	}
+	n, err := c.Node(name)
+	if err != nil {
+		return nil, err
+	}
+	return m.node(c, n)
+}
+
+func (m *KafkaBootc) node(c *nodes.Cluster, n nodes.Node) (*dagger.Container, error) {
+	base, err := m.base(c, n.Role)
+	if err != nil {
+		return nil, err
+	}
+	img, err := c.NodeImage(n)
+	if err != nil {
+		return nil, err
+	}
+	return apply(base, img), nil
+}
+
+// apply builds an image plan on a container, in the plan's order.
+func apply(ctr *dagger.Container, img nodes.Image) *dagger.Container {
+	run := func(ctr *dagger.Container, cmds []nodes.Command) *dagger.Container {
+		for _, cmd := range cmds {
+			if cmd.Cache != "" {
+				// Keyed by base image, so two distributions never share one.
+				key := "kafka-bootc" + strings.ReplaceAll(cmd.Cache, "/", "-") + "-" + img.From
+				ctr = ctr.WithMountedCache(cmd.Cache, dag.CacheVolume(key),
+					dagger.ContainerWithMountedCacheOpts{Sharing: dagger.CacheSharingModeLocked})
+			}
+			ctr = ctr.WithExec(cmd.Args)
+			if cmd.Cache != "" {
+				ctr = ctr.WithoutMount(cmd.Cache)
+			}
+		}
+		return ctr
+	}
+	ctr = run(ctr, img.Run)
+	for _, f := range img.Files {
+		ctr = ctr.WithNewFile(f.Path, string(f.Content), dagger.ContainerWithNewFileOpts{Permissions: int(f.Mode.Perm())})
+	}
+	for _, l := range img.Symlinks {
+		ctr = ctr.WithSymlink(l.Target, l.Path)
+	}
+	ctr = run(ctr, img.Check)
+	for _, l := range img.Labels {
+		ctr = ctr.WithLabel(l.Name, l.Value)
+	}
+	return ctr
+}
+
+// BuildAll builds every node image concurrently and publishes each to
+// <registry>/<node>:<tag>. It returns one line per node with the published
+// reference pinned by digest: what nodes will run, whatever the tag later
+// points to. Without a registry it builds and checks every image and says
+// that nothing was published. Every failing node is reported, not only
+// the first.
+func (m *KafkaBootc) BuildAll(
+	ctx context.Context,
+	// Registry user name; give it with --password.
+	// +optional
+	username string,
+	// Registry password or token, for example env:QUAY_TOKEN.
+	// +optional
+	password *dagger.Secret,
+) (string, error) {
+	c, err := m.cluster()
+	if err != nil {
+		return "", err
+	}
+	if (username == "") != (password == nil) {
+		return "", errors.New("registry credentials: give both --username and --password, or neither")
+	}
+	if c.Registry == "" && password != nil {
+		return "", errors.New("registry credentials: given without --registry; there is nowhere to publish")
+	}
+	p := pool.NewWithResults[string]().WithContext(ctx).WithMaxGoroutines(len(c.Nodes))
+	for _, n := range c.Nodes {
+		p.Go(func(ctx context.Context) (string, error) {
+			ctr, err := m.node(c, n)
+			if err != nil {
+				return "", fmt.Errorf("%s: %w", n.Name, err)
+			}
+			if c.Registry == "" {
+				if _, err := ctr.Sync(ctx); err != nil {
+					return "", fmt.Errorf("%s: %w", n.Name, err)
+				}
+				return fmt.Sprintf("%s built", n.Name), nil
+			}
+			if password != nil {
+				ctr = ctr.WithRegistryAuth(c.Host(), username, password)
+			}
+			ref, err := ctr.Publish(ctx, c.Ref(n))
+			if err != nil {
+				return "", fmt.Errorf("%s: publish %s: %w", n.Name, c.Ref(n), err)
+			}
+			return n.Name + " " + ref, nil
+		})
+	}
+	lines, err := p.Wait()
+	if err != nil {
+		return "", err
+	}
+	if c.Registry == "" {
+		lines = append(lines, "nothing was published: no --registry given")
+	}
+	return strings.Join(lines, "\n") + "\n", nil
+}
+
+// Disks builds a disk for every node with bootc-image-builder, a few at a
+// time, and returns them as <node>/qcow2/disk.qcow2 (and the other types'
+// paths) with bib's manifests, plus start-vms.sh and remove-vms.sh to run
+// the cluster with virt-install. Each disk installs its node image with the
+// registry reference as upgrade source.
+func (m *KafkaBootc) Disks(
+	ctx context.Context,
+	// Password hash for the disk user (a crypt(3) hash, as openssl passwd
+	// -6 prints), for example env:KAFKA_PASSWORD_HASH. SSH keys are
+	// preferred.
+	// +optional
+	password *dagger.Secret,
+	// How many disks to build at once; each takes gigabytes of disk space.
+	// +default=2
+	parallel int,
+) (*dagger.Directory, error) {
+	c, err := m.cluster()
+	if err != nil {
+		return nil, err
+	}
+	if parallel < 1 {
+		return nil, fmt.Errorf("parallel %d: must be at least 1", parallel)
+	}
+	p := pool.NewWithResults[*dagger.Directory]().WithContext(ctx).WithMaxGoroutines(parallel)
+	for _, n := range c.Nodes {
+		p.Go(func(ctx context.Context) (*dagger.Directory, error) {
+			dir, err := m.disk(ctx, c, n, "", password)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", n.Name, err)
+			}
+			// Build it here, so that no more than parallel run at once.
+			return dir.Sync(ctx)
+		})
+	}
+	dirs, err := p.Wait()
+	if err != nil {
+		return nil, err
+	}
+	out := dag.Directory()
+	for i, n := range c.Nodes {
+		out = out.WithDirectory(n.Name, dirs[i])
+	}
+	return withVMScripts(out, c, c.Nodes)
+}
+
+// Disk builds one node's disk with bootc-image-builder and returns it laid
+// out as <node>/qcow2/disk.qcow2 (and the other types' paths), plus
+// scripts to start and remove the VM.
+func (m *KafkaBootc) Disk(
+	ctx context.Context,
+	// Node name, for example kafka-broker-1.
+	node string,
+	// The published node image to install, pinned by digest, as build-all
+	// printed it. When given, the disk holds exactly that image instead of a
+	// rebuild.
+	// +optional
+	image string,
+	// Password hash for the disk user (a crypt(3) hash), for example
+	// env:KAFKA_PASSWORD_HASH.
+	// +optional
+	password *dagger.Secret,
+) (*dagger.Directory, error) {
+	c, err := m.cluster()
+	if err != nil {
+		return nil, err
+	}
+	n, err := c.Node(node)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := m.disk(ctx, c, n, image, password)
+	if err != nil {
+		return nil, err
+	}
+	return withVMScripts(dag.Directory().WithDirectory(n.Name, dir), c, []nodes.Node{n})
+}
+
+// disk runs bootc-image-builder for a node: the node image (built, or the
+// published one) and both bound images go into bib's storage under the
+// references that bib and bootc look for.
+func (m *KafkaBootc) disk(ctx context.Context, c *nodes.Cluster, n nodes.Node, published string, password *dagger.Secret) (*dagger.Directory, error) {
+	if c.Registry == "" {
+		return nil, errors.New("disk: --registry is required: a disk installs its image from <registry>/<node>:<tag>, which is where bootc upgrade looks")
+	}
+	spec := c.Disk
+	if password != nil {
+		hash, err := password.Plaintext(ctx)
+		if err != nil {
+			return nil, err
+		}
+		spec.PasswordHash = strings.TrimSpace(hash)
+		if err := spec.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	if err := spec.CheckLogin(); err != nil {
+		return nil, err
+	}
+	run, archives, err := m.diskRun(c, n, published)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := spec.Config().TOML()
+	if err != nil {
+		return nil, err
+	}
+	builder := dag.Container().From(m.Builder).
+		WithMountedCache(bib.Storage, dag.CacheVolume("kafka-bootc-bib-storage-"+n.Name),
+			dagger.ContainerWithMountedCacheOpts{Sharing: dagger.CacheSharingModeLocked}).
+		WithMountedCache(bib.StoreDir, dag.CacheVolume("kafka-bootc-bib-store")).
+		WithMountedCache(bib.RPMMDDir, dag.CacheVolume("kafka-bootc-bib-rpmmd")).
+		WithDirectory(bib.OutputDir, dag.Directory())
+	if password != nil {
+		// The hash is not the password, but it is still nobody's business.
+		builder = builder.WithMountedSecret(bib.ConfigPath, dag.SetSecret("kafka-bootc-bib-config-"+n.Name, string(cfg)))
+	} else {
+		builder = builder.WithNewFile(bib.ConfigPath, string(cfg))
+	}
+	for file, ctr := range archives {
+		builder = builder.WithMountedFile(file, ctr.AsTarball())
+	}
+	builder = builder.WithExec([]string{"sh", "-c", run.Script()},
+		dagger.ContainerWithExecOpts{InsecureRootCapabilities: true})
+	return builder.Directory(bib.OutputDir), nil
+}
+
+// diskRun decides what goes into bib's storage for a node and returns the
+// containers to export as archives, by archive path.
+func (m *KafkaBootc) diskRun(c *nodes.Cluster, n nodes.Node, published string) (bib.Run, map[string]*dagger.Container, error) {
+	stored, err := c.DiskImages(n, published)
+	if err != nil {
+		return bib.Run{}, nil, err
+	}
+	outputs, err := bib.Outputs(c.Disk.Types)
+	if err != nil {
+		return bib.Run{}, nil, err
+	}
+	run := bib.Run{Target: c.Ref(n), Outputs: outputs}
+	archives := map[string]*dagger.Container{}
+	for i, img := range stored {
+		bi := bib.Image{Ref: img.Ref, Pull: img.Pull}
+		if img.Pull == "" {
+			bi.Archive = path.Join(bib.ImagesDir, fmt.Sprintf("%d.tar", i))
+			if img.Node {
+				if archives[bi.Archive], err = m.node(c, n); err != nil {
+					return bib.Run{}, nil, err
+				}
+			} else {
+				archives[bi.Archive] = dag.Container().From(img.Ref)
+			}
+		}
+		run.Images = append(run.Images, bi)
+	}
+	return run, archives, nil
+}
+
+// withVMScripts adds the scripts that start and remove the nodes' VMs.
+func withVMScripts(dir *dagger.Directory, c *nodes.Cluster, ns []nodes.Node) (*dagger.Directory, error) {
+	outputs, err := bib.Outputs(c.Disk.Types)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range bib.VMScripts(c.VMs(ns), outputs) {
+		dir = dir.WithNewFile(s.Name, string(s.Content), dagger.DirectoryWithNewFileOpts{Permissions: 0o755})
+	}
+	return dir, nil
+}
