@@ -227,3 +227,82 @@ func FuzzPlan(f *testing.F) {
 		}
 	})
 }
+
+func TestRegistryAndRefs(t *testing.T) {
+	tests := []struct{ registry, tag, ref, host string }{
+		{"quay.io/me", "latest", "quay.io/me/kafka-broker-1:latest", "quay.io"},
+		{"me", "v1", "quay.io/me/kafka-broker-1:v1", "quay.io"},
+		{"localhost:5000/team/", "2026.11", "localhost:5000/team/kafka-broker-1:2026.11", "localhost:5000"},
+		{"", "latest", "", ""},
+	}
+	for _, tc := range tests {
+		s := exampleSpec()
+		s.Registry, s.Tag = tc.registry, tc.tag
+		c := plan(t, s)
+		if got := c.Ref(c.Nodes[0]); got != tc.ref {
+			t.Errorf("registry %q tag %q: ref %q, want %q", tc.registry, tc.tag, got, tc.ref)
+		}
+		if got := c.Host(); got != tc.host {
+			t.Errorf("registry %q: host %q, want %q", tc.registry, got, tc.host)
+		}
+	}
+	for _, bad := range []struct{ registry, tag, want string }{
+		{"quay.io/Me", "latest", `registry "quay.io/Me": must be a registry and namespace`},
+		{"quay.io/me", "", `tag "": must be 1 to 128`},
+		{"quay.io/me", "-x", `tag "-x": must be 1 to 128`},
+	} {
+		s := exampleSpec()
+		s.Registry, s.Tag = bad.registry, bad.tag
+		if _, err := Plan(s); err == nil || !strings.HasPrefix(err.Error(), bad.want) {
+			t.Errorf("registry %q tag %q: error %v, want %q", bad.registry, bad.tag, err, bad.want)
+		}
+	}
+}
+
+func TestDiskImagesPutEveryImageInBibStorage(t *testing.T) {
+	const digest = "@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	s := exampleSpec()
+	s.Registry = "quay.io/me"
+	s.ExporterImage = "docker.io/prom/node-exporter" + digest
+	c := plan(t, s)
+	n := c.Nodes[0]
+
+	got, err := c.DiskImages(n, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []StoredImage{
+		{Ref: "quay.io/me/kafka-broker-1:latest", Node: true},
+		{Ref: "docker.io/apache/kafka:3.8.0"},
+		{Ref: s.ExporterImage, Pull: s.ExporterImage},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("built node:\n got %+v\nwant %+v", got, want)
+	}
+
+	published := "quay.io/me/kafka-broker-1" + digest
+	got, err = c.DiskImages(n, published)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0] != (StoredImage{Ref: "quay.io/me/kafka-broker-1:latest", Pull: published}) {
+		t.Errorf("published node: %+v; want it pulled by digest and stored under the tag nodes upgrade from", got[0])
+	}
+	for _, bad := range []string{"quay.io/me/kafka-broker-2" + digest, "quay.io/me/kafka-broker-1:latest", "kafka-broker-1"} {
+		if _, err := c.DiskImages(n, bad); err == nil {
+			t.Errorf("published %q accepted for %s", bad, n.Name)
+		}
+	}
+	s.Registry = ""
+	if _, err := plan(t, s).DiskImages(n, ""); err == nil {
+		t.Error("a disk without a registry would install a localhost reference")
+	}
+}
+
+func TestVMsAreSizedPerRole(t *testing.T) {
+	c := plan(t, exampleSpec())
+	vms := c.VMs(c.Nodes)
+	if vms[0].MemoryMiB != 4096 || vms[5].MemoryMiB != 2048 || vms[0].CPUs != 2 || vms[5].Name != "kafka-controller-3" {
+		t.Errorf("VMs %+v", vms)
+	}
+}

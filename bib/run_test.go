@@ -1,0 +1,144 @@
+package bib
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestArgs(t *testing.T) {
+	outs, err := Outputs([]string{"qcow2", "raw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(Run{Target: "quay.io/me/kafka-broker-1:latest", Outputs: outs}.Args(), " ")
+	want := "bootc-image-builder build --type qcow2 --type raw --progress verbose --output /output quay.io/me/kafka-broker-1:latest"
+	if got != want {
+		t.Errorf("args\n %s\nwant\n %s", got, want)
+	}
+}
+
+func TestVMScriptsAreValidShell(t *testing.T) {
+	outs, _ := Outputs([]string{"vmdk", "qcow2"})
+	scripts := VMScripts([]VM{{"kafka-broker-1", 4096, 2}, {"kafka-controller-1", 2048, 2}}, outs)
+	if len(scripts) != 2 {
+		t.Fatalf("scripts %v", scripts)
+	}
+	for _, s := range scripts {
+		cmd := exec.Command("sh", "-n")
+		cmd.Stdin = strings.NewReader(string(s.Content))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("%s: %v\n%s", s.Name, err, out)
+		}
+	}
+	start := string(scripts[1].Content)
+	for _, want := range []string{
+		"--name kafka-broker-1 --memory 4096 --vcpus 2",
+		"--name kafka-controller-1 --memory 2048 --vcpus 2",
+		"kafka-broker-1/qcow2/disk.qcow2",
+		"format=qcow2",
+	} {
+		if !strings.Contains(start, want) {
+			t.Errorf("start-vms.sh lacks %q:\n%s", want, start)
+		}
+	}
+	if VMScripts(nil, []Output{{Type: "gce", Path: "gce/image.tar.gz"}}) != nil {
+		t.Error("scripts for a disk type virt-install cannot import")
+	}
+}
+
+// TestScriptLoadsEveryImageUnderItsReference runs the builder script with
+// the real podman, against a private container storage, and a stand-in for
+// bootc-image-builder that checks what bib would check: every image is in
+// the storage under the reference it is looked up by.
+func TestScriptLoadsEveryImageUnderItsReference(t *testing.T) {
+	for _, tool := range []string{"podman", "buildah"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("skipped: %s is not installed (.ci/run installs it)", tool)
+		}
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("skipped: podman storage tests need root")
+	}
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "storage.conf")
+	os.WriteFile(conf, []byte("[storage]\ndriver = \"vfs\"\ngraphroot = \""+dir+"/graph\"\nrunroot = \""+dir+"/run\"\n"), 0o644)
+	env := append(os.Environ(), "CONTAINERS_STORAGE_CONF="+conf)
+	sh := func(script string) string {
+		t.Helper()
+		cmd := exec.Command("sh", "-euc", script)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", script, err, out)
+		}
+		return string(out)
+	}
+	// Two tiny images saved as archives with no name, like Dagger's
+	// AsTarball, plus a stale image that the run must not rely on.
+	for _, name := range []string{"node", "kafka"} {
+		archive := filepath.Join(dir, name+".tar")
+		sh(`c=$(buildah from scratch)
+echo ` + name + ` > ` + dir + `/` + name + `.txt
+buildah copy "$c" ` + dir + `/` + name + `.txt /` + name + `.txt >/dev/null
+buildah config --label containers.bootc=1 "$c"
+id=$(buildah commit -q "$c")
+buildah rm "$c" >/dev/null
+podman save -q -o ` + archive + ` "$id"
+podman rmi -f "$id" >/dev/null`)
+	}
+	sh(`c=$(buildah from scratch); buildah commit -q "$c" docker.io/example/stale:1 >/dev/null; buildah rm "$c" >/dev/null`)
+
+	bin := filepath.Join(dir, "bin")
+	os.Mkdir(bin, 0o755)
+	refs := []string{"quay.io/me/kafka-broker-1:latest", "docker.io/apache/kafka:3.8.0"}
+	fake := `#!/bin/sh
+set -eu
+for ref in ` + strings.Join(refs, " ") + `; do podman image exists "$ref" || { echo "image not known: $ref"; exit 1; }; done
+if podman image exists docker.io/example/stale:1; then echo "stale image kept"; exit 1; fi
+podman image inspect --format '{{index .Labels "containers.bootc"}}' quay.io/me/kafka-broker-1:latest | grep -qx 1
+echo "bib $*"
+`
+	os.WriteFile(filepath.Join(bin, "bootc-image-builder"), []byte(fake), 0o755)
+	env = append(env, "PATH="+bin+":"+os.Getenv("PATH"))
+
+	outs, _ := Outputs([]string{"qcow2"})
+	run := Run{
+		Target: refs[0],
+		Images: []Image{
+			{Ref: refs[0], Archive: filepath.Join(dir, "node.tar")},
+			{Ref: refs[1], Archive: filepath.Join(dir, "kafka.tar")},
+		},
+		Outputs: outs,
+	}
+	out := sh(run.Script())
+	if !strings.Contains(out, "bib build --type qcow2 --progress verbose --output /output "+refs[0]) {
+		t.Errorf("bib was not run as planned:\n%s", out)
+	}
+
+	// The same run without one of its images must fail.
+	run.Images = run.Images[:1]
+	cmd := exec.Command("sh", "-euc", run.Script())
+	cmd.Env = env
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "image not known: docker.io/apache/kafka:3.8.0") {
+		t.Errorf("a run missing the kafka image passed or failed for another reason: %v\n%s", err, out)
+	}
+}
+
+func TestScriptPullsDigestPinnedImages(t *testing.T) {
+	const pinned = "docker.io/prom/node-exporter@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	s := Run{Target: "quay.io/me/n:latest", Images: []Image{
+		{Ref: pinned, Pull: pinned},
+		{Ref: "quay.io/me/n:latest", Pull: "quay.io/me/n@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"},
+	}}.Script()
+	for _, want := range []string{
+		"podman pull '" + pinned + "'\n",
+		"podman pull 'quay.io/me/n@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef'\npodman tag 'quay.io/me/n@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef' 'quay.io/me/n:latest'\n",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("script lacks\n%s\nin\n%s", want, s)
+		}
+	}
+}
