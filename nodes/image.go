@@ -151,12 +151,12 @@ func (c *Cluster) Ports(r Role) []int {
 	return []int{c.Roles[r].Port, c.ExporterPort}
 }
 
+// kafkaUnit runs Kafka; like every system quadlet it is ordered after
+// network-online.target by quadlet itself.
 func (c *Cluster) kafkaUnit(r Role) quadlets.Container {
 	port := c.Roles[r].Port
 	return quadlets.Container{
 		Description: "Kafka " + string(r),
-		Wants:       []string{"network-online.target"},
-		After:       []string{"network-online.target"},
 		Image:       c.KafkaImage,
 		Name:        r.Unit(),
 		GlobalArgs:  []string{boundStorage},
@@ -179,8 +179,6 @@ func (c *Cluster) kafkaUnit(r Role) quadlets.Container {
 func (c *Cluster) exporterUnit() quadlets.Container {
 	return quadlets.Container{
 		Description:          "Prometheus node exporter",
-		Wants:                []string{"network-online.target"},
-		After:                []string{"network-online.target"},
 		Image:                c.ExporterImage,
 		Name:                 "node-exporter",
 		GlobalArgs:           []string{boundStorage},

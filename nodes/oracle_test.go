@@ -1,8 +1,12 @@
 package nodes
 
 import (
+	"bytes"
 	"fmt"
+	"os"
+	"os/exec"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -181,5 +185,45 @@ func TestExporterQuadletSeesTheHost(t *testing.T) {
 		if i < 0 || !slices.Equal(s.podman[i+1:], []string{"--path.rootfs=/host", "--web.listen-address=:9100"}) {
 			t.Errorf("%s: exporter arguments after the image: %q", r, s.podman[i+1:])
 		}
+	}
+}
+
+// TestSystemdAcceptsTheGeneratedServices runs systemd-analyze verify on
+// every service that quadlet generates for every node.
+func TestSystemdAcceptsTheGeneratedServices(t *testing.T) {
+	if _, err := exec.LookPath("systemd-analyze"); err != nil {
+		t.Skip("skipped: systemd-analyze is not installed (.ci/run installs it)")
+	}
+	if _, err := os.Stat("/usr/bin/podman"); err != nil {
+		t.Skip("skipped: systemd-analyze verify needs /usr/bin/podman, the services' ExecStart (.ci/run installs it)")
+	}
+	c := plan(t, exampleSpec())
+	dir := t.TempDir()
+	var files []string
+	write := func(name string, s service) {
+		text, err := s.unit.ToString()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, name+".service")
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, p)
+	}
+	for _, n := range c.Nodes {
+		write(n.Name, nodeService(t, c, n))
+	}
+	img, err := c.RoleImage(Broker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unit := ExporterUnit + ".container"
+	write(ExporterUnit, convert(t, unit, fileOf(t, img, path.Join(quadletDir, unit))))
+	cmd := exec.Command("systemd-analyze", append([]string{"verify", "--man=no"}, files...)...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
 	}
 }
