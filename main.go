@@ -316,31 +316,34 @@ func (m *KafkaBootc) BuildAll(
 	if c.Registry == "" && password != nil {
 		return "", errors.New("registry credentials: given without --registry; there is nowhere to publish")
 	}
-	p := pool.NewWithResults[string]().WithContext(ctx).WithMaxGoroutines(len(c.Nodes))
-	for _, n := range c.Nodes {
-		p.Go(func(ctx context.Context) (string, error) {
+	// Results go by index: the pool reports them in completion order.
+	lines := make([]string, len(c.Nodes))
+	p := pool.New().WithContext(ctx)
+	for i, n := range c.Nodes {
+		p.Go(func(ctx context.Context) error {
 			ctr, err := m.node(c, n)
 			if err != nil {
-				return "", fmt.Errorf("%s: %w", n.Name, err)
+				return fmt.Errorf("%s: %w", n.Name, err)
 			}
 			if c.Registry == "" {
 				if _, err := ctr.Sync(ctx); err != nil {
-					return "", fmt.Errorf("%s: %w", n.Name, err)
+					return fmt.Errorf("%s: %w", n.Name, err)
 				}
-				return fmt.Sprintf("%s built", n.Name), nil
+				lines[i] = n.Name + " built"
+				return nil
 			}
 			if password != nil {
 				ctr = ctr.WithRegistryAuth(c.Host(), username, password)
 			}
 			ref, err := ctr.Publish(ctx, c.Ref(n))
 			if err != nil {
-				return "", fmt.Errorf("%s: publish %s: %w", n.Name, c.Ref(n), err)
+				return fmt.Errorf("%s: publish %s: %w", n.Name, c.Ref(n), err)
 			}
-			return n.Name + " " + ref, nil
+			lines[i] = n.Name + " " + ref
+			return nil
 		})
 	}
-	lines, err := p.Wait()
-	if err != nil {
+	if err := p.Wait(); err != nil {
 		return "", err
 	}
 	if c.Registry == "" {
@@ -372,19 +375,23 @@ func (m *KafkaBootc) Disks(
 	if parallel < 1 {
 		return nil, fmt.Errorf("parallel %d: must be at least 1", parallel)
 	}
-	p := pool.NewWithResults[*dagger.Directory]().WithContext(ctx).WithMaxGoroutines(parallel)
-	for _, n := range c.Nodes {
-		p.Go(func(ctx context.Context) (*dagger.Directory, error) {
+	dirs := make([]*dagger.Directory, len(c.Nodes))
+	p := pool.New().WithContext(ctx).WithMaxGoroutines(parallel)
+	for i, n := range c.Nodes {
+		p.Go(func(ctx context.Context) error {
 			dir, err := m.disk(ctx, c, n, "", password)
 			if err != nil {
-				return nil, fmt.Errorf("%s: %w", n.Name, err)
+				return fmt.Errorf("%s: %w", n.Name, err)
 			}
 			// Build it here, so that no more than parallel run at once.
-			return dir.Sync(ctx)
+			dirs[i], err = dir.Sync(ctx)
+			if err != nil {
+				return fmt.Errorf("%s: %w", n.Name, err)
+			}
+			return nil
 		})
 	}
-	dirs, err := p.Wait()
-	if err != nil {
+	if err := p.Wait(); err != nil {
 		return nil, err
 	}
 	out := dag.Directory()
@@ -430,9 +437,6 @@ func (m *KafkaBootc) Disk(
 // published one) and both bound images go into bib's storage under the
 // references that bib and bootc look for.
 func (m *KafkaBootc) disk(ctx context.Context, c *nodes.Cluster, n nodes.Node, published string, password *dagger.Secret) (*dagger.Directory, error) {
-	if c.Registry == "" {
-		return nil, errors.New("disk: --registry is required: a disk installs its image from <registry>/<node>:<tag>, which is where bootc upgrade looks")
-	}
 	spec := c.Disk
 	if password != nil {
 		hash, err := password.Plaintext(ctx)
