@@ -305,6 +305,10 @@ func (m *KafkaBootc) BuildAll(
 	// Registry password or token, for example env:QUAY_TOKEN.
 	// +optional
 	password *dagger.Secret,
+	// A registry running as a Dagger service, to publish to instead of
+	// reaching the registry's host over the network (used by tests).
+	// +optional
+	registryService *dagger.Service,
 ) (string, error) {
 	c, err := m.cluster()
 	if err != nil {
@@ -335,7 +339,7 @@ func (m *KafkaBootc) BuildAll(
 			if password != nil {
 				ctr = ctr.WithRegistryAuth(c.Host(), username, password)
 			}
-			ref, err := ctr.Publish(ctx, c.Ref(n))
+			ref, err := ctr.Publish(ctx, c.Ref(n), dagger.ContainerPublishOpts{RegistryService: registryService})
 			if err != nil {
 				return fmt.Errorf("%s: publish %s: %w", n.Name, c.Ref(n), err)
 			}

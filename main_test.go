@@ -212,3 +212,31 @@ func TestConfigExportsTheGoldenTreeOnAnEngine(t *testing.T) {
 		}
 	}
 }
+
+// TestWorkflowRunsTheModulesEngineVersion: the CI workflow installs the
+// Dagger version that dagger.json (of the module and of its tests) names.
+func TestWorkflowRunsTheModulesEngineVersion(t *testing.T) {
+	wf, err := os.ReadFile(".github/workflows/ci.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^\s+DAGGER_VERSION: "([^"]+)"$`).FindSubmatch(wf)
+	if m == nil {
+		t.Fatal("ci.yml sets no DAGGER_VERSION")
+	}
+	for _, path := range []string{"dagger.json", "tests/dagger.json"} {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cfg struct {
+			EngineVersion string `json:"engineVersion"`
+		}
+		if err := json.Unmarshal(data, &cfg); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if cfg.EngineVersion != "v"+string(m[1]) {
+			t.Errorf("%s: engineVersion %s, but the workflow installs Dagger %s", path, cfg.EngineVersion, m[1])
+		}
+	}
+}

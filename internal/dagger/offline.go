@@ -23,6 +23,7 @@ type (
 	ContainerWithExecOpts         = sdk.ContainerWithExecOpts
 	ContainerWithNewFileOpts      = sdk.ContainerWithNewFileOpts
 	ContainerWithMountedCacheOpts = sdk.ContainerWithMountedCacheOpts
+	ContainerPublishOpts          = sdk.ContainerPublishOpts
 	DirectoryWithNewFileOpts      = sdk.DirectoryWithNewFileOpts
 )
 

@@ -1,0 +1,111 @@
+//go:build dagger_offline
+
+// Package dagger stands in for the package that Dagger generates here when
+// a user runs "dagger call -m tests": the core API as aliases of the Go
+// SDK's types, and the binding of the kafka-bootc dependency written the
+// way the generator writes it (GraphQL selections with the SDK's
+// querybuilder). It exists only under the dagger_offline build tag, so the
+// module compiles and vets without an engine; the engine never sees it.
+package dagger
+
+import (
+	"context"
+
+	sdk "dagger.io/dagger"
+	"github.com/dagger/querybuilder"
+)
+
+type (
+	Container         = sdk.Container
+	Directory         = sdk.Directory
+	File              = sdk.File
+	Secret            = sdk.Secret
+	Service           = sdk.Service
+	ContainerFromOpts = sdk.ContainerFromOpts
+)
+
+// Client is the engine client with the dependency's constructor.
+type Client struct{ *sdk.Client }
+
+// Connect returns no client: offline there is no engine.
+func Connect() *Client { return nil }
+
+// KafkaBootc is the kafka-bootc module object.
+type KafkaBootc struct{ query *querybuilder.Selection }
+
+// KafkaBootcOpts are the optional arguments of kafka-bootc's constructor
+// that the tests use.
+type KafkaBootcOpts struct {
+	Registry    string
+	Brokers     int
+	Controllers int
+}
+
+// KafkaBootc constructs the module object.
+func (c *Client) KafkaBootc(opts ...KafkaBootcOpts) *KafkaBootc {
+	q := c.QueryBuilder().Select("kafkaBootc")
+	for i := len(opts) - 1; i >= 0; i-- {
+		if !querybuilder.IsZeroValue(opts[i].Registry) {
+			q = q.Arg("registry", opts[i].Registry)
+		}
+		if !querybuilder.IsZeroValue(opts[i].Brokers) {
+			q = q.Arg("brokers", opts[i].Brokers)
+		}
+		if !querybuilder.IsZeroValue(opts[i].Controllers) {
+			q = q.Arg("controllers", opts[i].Controllers)
+		}
+	}
+	return &KafkaBootc{query: q}
+}
+
+// Config is kafka-bootc's config function.
+func (r *KafkaBootc) Config() *Directory {
+	return (&sdk.Directory{}).WithGraphQLQuery(r.query.Select("config"))
+}
+
+// KafkaBootcBuildAllOpts are build-all's optional arguments.
+type KafkaBootcBuildAllOpts struct {
+	Username        string
+	Password        *Secret
+	RegistryService *Service
+}
+
+// BuildAll is kafka-bootc's build-all function.
+func (r *KafkaBootc) BuildAll(ctx context.Context, opts ...KafkaBootcBuildAllOpts) (string, error) {
+	q := r.query.Select("buildAll")
+	for i := len(opts) - 1; i >= 0; i-- {
+		if !querybuilder.IsZeroValue(opts[i].Username) {
+			q = q.Arg("username", opts[i].Username)
+		}
+		if !querybuilder.IsZeroValue(opts[i].Password) {
+			q = q.Arg("password", opts[i].Password)
+		}
+		if !querybuilder.IsZeroValue(opts[i].RegistryService) {
+			q = q.Arg("registryService", opts[i].RegistryService)
+		}
+	}
+	var response string
+	q = q.Bind(&response)
+	return response, q.Execute(ctx)
+}
+
+// KafkaBootcDiskOpts are disk's optional arguments.
+type KafkaBootcDiskOpts struct {
+	Image    string
+	Password *Secret
+}
+
+// Disk is kafka-bootc's disk function.
+func (r *KafkaBootc) Disk(node string, opts ...KafkaBootcDiskOpts) *Directory {
+	q := r.query.Select("disk")
+	for i := len(opts) - 1; i >= 0; i-- {
+		if !querybuilder.IsZeroValue(opts[i].Image) {
+			q = q.Arg("image", opts[i].Image)
+		}
+		if !querybuilder.IsZeroValue(opts[i].Password) {
+			q = q.Arg("password", opts[i].Password)
+		}
+	}
+	q = q.Arg("node", node)
+	return (&sdk.Directory{}).WithGraphQLQuery(q)
+}
