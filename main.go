@@ -379,6 +379,9 @@ func (m *KafkaBootc) Disks(
 	if parallel < 1 {
 		return nil, fmt.Errorf("parallel %d: must be at least 1", parallel)
 	}
+	if c.Registry == "" {
+		return nil, nodes.ErrNoRegistry
+	}
 	dirs := make([]*dagger.Directory, len(c.Nodes))
 	p := pool.New().WithContext(ctx).WithMaxGoroutines(parallel)
 	for i, n := range c.Nodes {

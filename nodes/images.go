@@ -95,6 +95,10 @@ func (c *Cluster) Host() string {
 	return host
 }
 
+// ErrNoRegistry says that disks need a registry: a disk installs its node
+// image under the registry reference, which is where bootc upgrade looks.
+var ErrNoRegistry = errors.New("registry: a disk needs --registry: it installs <registry>/<node>:<tag>, which is where bootc upgrade looks for updates")
+
 // StoredImage is an image that bootc-image-builder must find in its
 // container storage: the node image and every bound image.
 type StoredImage struct {
@@ -114,7 +118,7 @@ type StoredImage struct {
 func (c *Cluster) DiskImages(n Node, published string) ([]StoredImage, error) {
 	ref := c.Ref(n)
 	if ref == "" {
-		return nil, fmt.Errorf("disk %s: a registry is required: the disk installs <registry>/%s:<tag>, where bootc upgrade looks", n.Name, n.Name)
+		return nil, ErrNoRegistry
 	}
 	node := StoredImage{Ref: ref, Node: true}
 	if published != "" {
