@@ -35,6 +35,9 @@ type KafkaBootc struct {
 	Builder string
 }
 
+// New describes the cluster: every argument has the reference flow's
+// default, and a description that breaks a rule is refused here, before
+// anything is built.
 func New(
 	// Registry to publish node images to, as <registry>/<node>:<tag>, for
 	// example quay.io/me. A bare namespace (me) means quay.io/me. Without
@@ -206,20 +209,11 @@ func (m *KafkaBootc) Base(
 	if err != nil {
 		return nil, err
 	}
-	r, err := parseRole(role)
+	r, err := nodes.ParseRole(role)
 	if err != nil {
 		return nil, err
 	}
 	return m.base(c, r)
-}
-
-func parseRole(role string) (nodes.Role, error) {
-	for _, r := range nodes.Roles {
-		if string(r) == role {
-			return r, nil
-		}
-	}
-	return "", fmt.Errorf("role %q: must be broker or controller", role)
 }
 
 func (m *KafkaBootc) base(c *nodes.Cluster, r nodes.Role) (*dagger.Container, error) {

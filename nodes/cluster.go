@@ -24,6 +24,16 @@ const (
 // Roles lists the roles in build order.
 var Roles = []Role{Broker, Controller}
 
+// ParseRole reads a role name as a user gives it.
+func ParseRole(role string) (Role, error) {
+	for _, r := range Roles {
+		if string(r) == role {
+			return r, nil
+		}
+	}
+	return "", fmt.Errorf("role %q: must be broker or controller", role)
+}
+
 // Unit is the name of the role's image and of its Kafka quadlet
 // (kafka-broker, kafka-controller).
 func (r Role) Unit() string { return "kafka-" + string(r) }

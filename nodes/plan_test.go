@@ -307,3 +307,14 @@ func TestVMsAreSizedPerRole(t *testing.T) {
 		t.Errorf("VMs %+v", vms)
 	}
 }
+
+func TestParseRole(t *testing.T) {
+	for _, r := range Roles {
+		if got, err := ParseRole(string(r)); err != nil || got != r {
+			t.Errorf("ParseRole(%q) = %q, %v", r, got, err)
+		}
+	}
+	if _, err := ParseRole("combined"); err == nil || err.Error() != `role "combined": must be broker or controller` {
+		t.Errorf("ParseRole(combined): %v", err)
+	}
+}
