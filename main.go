@@ -111,6 +111,10 @@ func New(
 	// node-exporter port on every node.
 	// +default=9100
 	exporterPort int,
+	// Port of the Prometheus JMX exporter, which serves Kafka's own metrics
+	// on every node; 0 leaves it out.
+	// +default=7071
+	metricsPort int,
 	// Extra Kafka properties for brokers, as name=value
 	// (num.partitions=6).
 	// +optional
@@ -149,8 +153,8 @@ func New(
 			Port: brokerPort, Settings: brokerSettings},
 		Controller: nodes.RoleSpec{MemoryMiB: controllerMemory, HeapMiB: controllerHeap, CPUs: controllerCpus,
 			Port: controllerPort, Settings: controllerSettings},
-		ExporterPort: exporterPort,
-		Registry:     registry, Tag: tag,
+		ExporterPort: exporterPort, MetricsPort: metricsPort,
+		Registry: registry, Tag: tag,
 		Disk: bib.Spec{User: diskUser, SSHKeys: sshKey, RootSizeGiB: rootSize, DataSizeGiB: dataSize, Types: diskType},
 	}
 	if _, err := nodes.Plan(s); err != nil {
@@ -272,6 +276,10 @@ func apply(ctr *dagger.Container, img nodes.Image) *dagger.Container {
 		return ctr
 	}
 	ctr = run(ctr, img.Run)
+	for _, d := range img.Downloads {
+		file := dag.HTTP(d.URL, dagger.HTTPOpts{Checksum: "sha256:" + d.SHA256})
+		ctr = ctr.WithFile(d.Path, file, dagger.ContainerWithFileOpts{Permissions: int(d.Mode.Perm())})
+	}
 	for _, f := range img.Files {
 		ctr = ctr.WithNewFile(f.Path, string(f.Content), dagger.ContainerWithNewFileOpts{Permissions: int(f.Mode.Perm())})
 	}

@@ -28,6 +28,7 @@ type args struct {
 	baseImage, kafkaImage, exporterImage                            string
 	brokerMemory, controllerMemory, brokerHeap, controllerHeap      int
 	brokerCPUs, controllerCPUs, brokerPort, controllerPort, expPort int
+	metricsPort                                                     int
 	brokerSettings, controllerSettings                              []string
 	diskUser                                                        string
 	sshKey                                                          []string
@@ -73,7 +74,8 @@ func defaults(t *testing.T) args {
 		brokerMemory: num("brokerMemory"), controllerMemory: num("controllerMemory"),
 		brokerCPUs: num("brokerCpus"), controllerCPUs: num("controllerCpus"),
 		brokerPort: num("brokerPort"), controllerPort: num("controllerPort"), expPort: num("exporterPort"),
-		diskUser: str("diskUser"), rootSize: num("rootSize"), diskType: list("diskType"),
+		metricsPort: num("metricsPort"),
+		diskUser:    str("diskUser"), rootSize: num("rootSize"), diskType: list("diskType"),
 		builderImage: str("builderImage"),
 	}
 }
@@ -81,7 +83,7 @@ func defaults(t *testing.T) args {
 func callNew(a args) (*KafkaBootc, error) {
 	return New(a.registry, a.tag, a.name, a.clusterID, a.domain, a.brokers, a.controllers, a.brokerIDs, a.controllerIDs,
 		a.baseImage, a.kafkaImage, a.exporterImage, a.brokerMemory, a.controllerMemory, a.brokerHeap, a.controllerHeap,
-		a.brokerCPUs, a.controllerCPUs, a.brokerPort, a.controllerPort, a.expPort, a.brokerSettings, a.controllerSettings,
+		a.brokerCPUs, a.controllerCPUs, a.brokerPort, a.controllerPort, a.expPort, a.metricsPort, a.brokerSettings, a.controllerSettings,
 		a.diskUser, a.sshKey, a.rootSize, a.dataSize, a.diskType, a.builderImage)
 }
 

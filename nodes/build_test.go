@@ -41,6 +41,9 @@ func TestContainerfilesBuildWithBuildah(t *testing.T) {
 
 	s := exampleSpec()
 	s.Brokers, s.Controllers = 1, 1
+	// Without the JMX exporter: its download needs the network
+	// (TestDownloadChecksItsDigest runs that step).
+	s.MetricsPort = 0
 	tree, err := plan(t, s).Tree()
 	if err != nil {
 		t.Fatal(err)

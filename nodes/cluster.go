@@ -56,6 +56,8 @@ type Cluster struct {
 	KafkaImage    string
 	ExporterImage string
 	ExporterPort  int
+	// MetricsPort serves Kafka's JMX metrics; 0 when there is no JMX exporter.
+	MetricsPort int
 
 	// Roles holds the per-role settings, validated, heap resolved.
 	Roles map[Role]RoleSettings
@@ -170,12 +172,20 @@ func Plan(s Spec) (*Cluster, error) {
 	if err := checkPort("exporter port", s.ExporterPort); err != nil {
 		return nil, err
 	}
+	if s.MetricsPort != 0 {
+		if err := checkPort("metrics port", s.MetricsPort); err != nil {
+			return nil, fmt.Errorf("%w, or 0 to leave the JMX exporter out", err)
+		}
+		if s.MetricsPort == s.ExporterPort {
+			return nil, fmt.Errorf("metrics port %d: clashes with the exporter port", s.MetricsPort)
+		}
+	}
 
 	c := &Cluster{
 		Name: s.Name, ID: id, Domain: s.Domain,
 		BaseImage: s.BaseImage, KafkaImage: s.KafkaImage, ExporterImage: s.ExporterImage,
-		ExporterPort: s.ExporterPort,
-		Roles:        map[Role]RoleSettings{},
+		ExporterPort: s.ExporterPort, MetricsPort: s.MetricsPort,
+		Roles: map[Role]RoleSettings{},
 	}
 	counts := map[Role]int{Broker: s.Brokers, Controller: s.Controllers}
 	ids := map[Role][]int{Broker: s.BrokerIDs, Controller: s.ControllerIDs}
@@ -210,7 +220,7 @@ func Plan(s Spec) (*Cluster, error) {
 			}
 			c.Nodes = append(c.Nodes, Node{Name: name, Hostname: host, Role: r, ID: id})
 		}
-		rs, err := planRole(r, specs[r], s.ExporterPort)
+		rs, err := planRole(r, specs[r], s.ExporterPort, s.MetricsPort)
 		if err != nil {
 			return nil, err
 		}
@@ -226,7 +236,7 @@ func Plan(s Spec) (*Cluster, error) {
 	return c, nil
 }
 
-func planRole(r Role, s RoleSpec, exporterPort int) (RoleSettings, error) {
+func planRole(r Role, s RoleSpec, exporterPort, metricsPort int) (RoleSettings, error) {
 	if s.MemoryMiB < minMemoryMiB {
 		return RoleSettings{}, fmt.Errorf("%s memory %d MiB: must be at least %d MiB", r, s.MemoryMiB, minMemoryMiB)
 	}
@@ -247,6 +257,9 @@ func planRole(r Role, s RoleSpec, exporterPort int) (RoleSettings, error) {
 	}
 	if s.Port == exporterPort {
 		return RoleSettings{}, fmt.Errorf("%s port %d: clashes with the exporter port", r, s.Port)
+	}
+	if s.Port == metricsPort {
+		return RoleSettings{}, fmt.Errorf("%s port %d: clashes with the metrics port", r, s.Port)
 	}
 	settings, err := parseSettings(r, s.Settings)
 	if err != nil {

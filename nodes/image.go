@@ -1,6 +1,7 @@
 package nodes
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"io/fs"
 	"path"
@@ -21,7 +22,9 @@ type Image struct {
 	From string
 	// Run are the commands that install and configure packages.
 	Run []Command
-	// Files and Symlinks are written after Run.
+	// Downloads are fetched after Run and checked against their digest.
+	Downloads []Download
+	// Files and Symlinks are written after Downloads.
 	Files    []File
 	Symlinks []Symlink
 	// Check are the commands that verify the finished image.
@@ -36,6 +39,15 @@ type Command struct {
 	// Cache, if set, is a directory mounted as a cache shared between builds
 	// (dnf's package cache), so that it never lands in a layer.
 	Cache string
+}
+
+// Download is a file of an image fetched at build time.
+type Download struct {
+	URL string
+	// SHA256 is the hex digest the download must have.
+	SHA256 string
+	Path   string
+	Mode   fs.FileMode
 }
 
 // File is a regular file of an image.
@@ -77,7 +89,8 @@ const (
 const boundStorage = "--storage-opt=additionalimagestore=/usr/lib/bootc/storage"
 
 // RoleImage plans the base image of a role: packages, firewall, quadlets,
-// their bound-image links, the data directory and the upgrade timer.
+// their bound-image links, the data directory, the JMX exporter and the
+// upgrade timer.
 func (c *Cluster) RoleImage(r Role) (Image, error) {
 	kafka, err := c.kafkaUnit(r).Render()
 	if err != nil {
@@ -87,12 +100,22 @@ func (c *Cluster) RoleImage(r Role) (Image, error) {
 	if err != nil {
 		return Image{}, err
 	}
+	kafkaPath := path.Join(quadletDir, r.Unit()+".container")
+	exporterPath := path.Join(quadletDir, ExporterUnit+".container")
+	files := []File{
+		{Path: kafkaPath, Content: kafka, Mode: 0o644},
+		{Path: exporterPath, Content: exporter, Mode: 0o644},
+		{Path: tmpfilesConf, Content: c.tmpfiles(), Mode: 0o644},
+	}
+	var downloads []Download
+	if c.MetricsPort != 0 {
+		downloads = append(downloads, jmxAgent)
+		files = append(files, File{Path: jmxConfigPath, Content: []byte(jmxConfig), Mode: 0o644})
+	}
 	firewall := []string{"firewall-offline-cmd"}
 	for _, p := range c.Ports(r) {
 		firewall = append(firewall, fmt.Sprintf("--add-port=%d/tcp", p))
 	}
-	kafkaPath := path.Join(quadletDir, r.Unit()+".container")
-	exporterPath := path.Join(quadletDir, ExporterUnit+".container")
 	return Image{
 		Name: r.Unit(),
 		From: c.BaseImage,
@@ -102,11 +125,8 @@ func (c *Cluster) RoleImage(r Role) (Image, error) {
 			{Args: []string{"systemctl", "enable", "firewalld.service"}},
 			{Args: []string{"systemctl", "mask", AutoUpdateTimer}},
 		},
-		Files: []File{
-			{Path: kafkaPath, Content: kafka, Mode: 0o644},
-			{Path: exporterPath, Content: exporter, Mode: 0o644},
-			{Path: tmpfilesConf, Content: c.tmpfiles(), Mode: 0o644},
-		},
+		Downloads: downloads,
+		Files:     files,
 		Symlinks: []Symlink{
 			{Path: path.Join(boundImagesDir, path.Base(kafkaPath)), Target: kafkaPath},
 			{Path: path.Join(boundImagesDir, path.Base(exporterPath)), Target: exporterPath},
@@ -145,16 +165,34 @@ func (c *Cluster) NodeImage(n Node) (Image, error) {
 	}, nil
 }
 
-// Ports are the TCP ports a node of the role opens: Kafka's listener and
-// node-exporter. Controllers do not open the broker port.
+// Ports are the TCP ports a node of the role opens: Kafka's listener,
+// node-exporter and Kafka's metrics. Controllers do not open the broker
+// port.
 func (c *Cluster) Ports(r Role) []int {
-	return []int{c.Roles[r].Port, c.ExporterPort}
+	ports := []int{c.Roles[r].Port, c.ExporterPort}
+	if c.MetricsPort != 0 {
+		ports = append(ports, c.MetricsPort)
+	}
+	return ports
 }
 
 // kafkaUnit runs Kafka; like every system quadlet it is ordered after
 // network-online.target by quadlet itself.
 func (c *Cluster) kafkaUnit(r Role) quadlets.Container {
 	port := c.Roles[r].Port
+	volumes := []string{hostLogDir + ":" + LogDir}
+	ports := []string{fmt.Sprintf("%d:%d", port, port)}
+	env := c.RoleEnv(r)
+	if c.MetricsPort != 0 {
+		volumes = append(volumes, c.jmxHostDir()+":"+jmxContainerDir+":ro")
+		ports = append(ports, fmt.Sprintf("%d:%d", c.MetricsPort, c.MetricsPort))
+		// kafka-server-start.sh passes EXTRA_ARGS to the server's JVM only;
+		// in KAFKA_OPTS the agent would also start in every Kafka tool run
+		// in the container and fail on its busy port.
+		env = append(env, quadlets.Env{Name: "EXTRA_ARGS", Value: fmt.Sprintf(
+			"-name kafkaServer -loggc -javaagent:%s/%s=%d:%s/%s",
+			jmxContainerDir, path.Base(jmxAgent.Path), c.MetricsPort, jmxContainerDir, path.Base(jmxConfigPath))})
+	}
 	return quadlets.Container{
 		Description: "Kafka " + string(r),
 		Image:       c.KafkaImage,
@@ -163,9 +201,9 @@ func (c *Cluster) kafkaUnit(r Role) quadlets.Container {
 		// No :U or :Z: tmpfiles.d made the directory with the right owner
 		// and label, and a recursive pass over terabytes at every start
 		// would delay it by minutes.
-		Volumes:      []string{hostLogDir + ":" + LogDir},
-		PublishPorts: []string{fmt.Sprintf("%d:%d", port, port)},
-		Env:          c.RoleEnv(r),
+		Volumes:      volumes,
+		PublishPorts: ports,
+		Env:          env,
 		Restart:      "always",
 		// The first start formats the log directory; leave it time.
 		TimeoutStartSec: "900",
@@ -194,11 +232,50 @@ func (c *Cluster) exporterUnit() quadlets.Container {
 
 // tmpfiles creates Kafka's data directory at boot, owned by the image's
 // user; systemd-tmpfiles gives new directories the policy's SELinux label.
+// It also copies the JMX exporter where a container may read it.
 func (c *Cluster) tmpfiles() []byte {
-	return fmt.Appendf(nil, `# Kafka data, kept across reboots and bootc upgrades.
+	b := fmt.Appendf(nil, `# Kafka data, kept across reboots and bootc upgrades.
 d /var/srv 0755 root root -
 d /var/srv/containers 0755 root root -
 d %[1]s 0750 %[3]d %[3]d -
 d %[2]s 0750 %[3]d %[3]d -
 `, DataDir, hostLogDir, KafkaUID)
+	if c.MetricsPort != 0 {
+		b = fmt.Appendf(b, `# The JMX exporter, copied from the image once per version: files under
+# /var/srv/containers are labelled for containers, files under /usr are not.
+d %[1]s 0755 root root -
+C %[2]s - - - - %[3]s
+`, path.Dir(c.jmxHostDir()), c.jmxHostDir(), path.Dir(jmxConfigPath))
+	}
+	return b
+}
+
+// The Prometheus JMX exporter, as a Java agent in Kafka's JVM. 1.0.1 is the
+// last release on Maven Central.
+var jmxAgent = Download{
+	URL:    "https://repo1.maven.org/maven2/io/prometheus/jmx/jmx_prometheus_javaagent/1.0.1/jmx_prometheus_javaagent-1.0.1.jar",
+	SHA256: "7d61f737fd661610ccc14aea79764faa1ea94a340cbc8f0029b3d2edea3d80c1",
+	Path:   "/usr/share/kafka-bootc/jmx-exporter/jmx_prometheus_javaagent.jar",
+	Mode:   0o644,
+}
+
+const (
+	jmxConfigPath   = "/usr/share/kafka-bootc/jmx-exporter/kafka.yaml"
+	jmxContainerDir = "/opt/kafka-bootc/jmx-exporter"
+	// jmxConfig exports every MBean attribute under the exporter's default
+	// names, lower-cased.
+	jmxConfig = `# Prometheus JMX exporter rules for Kafka, rendered by kafka-bootc.
+lowercaseOutputName: true
+lowercaseOutputLabelNames: true
+rules:
+  - pattern: ".*"
+`
+)
+
+// jmxHostDir is where tmpfiles.d copies the exporter. Its name changes with
+// the agent and its config, so an upgrade that changes either gets a fresh
+// copy: tmpfiles' C copies only what does not exist yet.
+func (c *Cluster) jmxHostDir() string {
+	sum := sha256.Sum256([]byte(jmxAgent.SHA256 + "\x00" + jmxConfig))
+	return fmt.Sprintf("/var/srv/containers/kafka-bootc/jmx-exporter-%x", sum[:6])
 }

@@ -1,8 +1,13 @@
 package nodes
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"os"
+	"os/exec"
 	"path"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -110,6 +115,7 @@ func TestEveryNodeFormsOneCluster(t *testing.T) {
 						}
 					}
 				}
+				checkJMXAgent(t, c, n, svc, env)
 				if !strings.Contains(props["controller.listener.names"], "CONTROLLER") {
 					t.Errorf("%s: controller.listener.names %q", n.Name, props["controller.listener.names"])
 				}
@@ -221,5 +227,96 @@ func TestHeapFollowsMemory(t *testing.T) {
 	s.Broker.MemoryMiB, s.Broker.HeapMiB = 8192, 3000
 	if got := plan(t, s).Roles[Broker].HeapMiB; got != 3000 {
 		t.Errorf("given heap 3000, planned %d", got)
+	}
+}
+
+// checkJMXAgent: the server's JVM (and only it: not through KAFKA_OPTS,
+// which every Kafka tool in the container would also load) starts the JMX
+// exporter from a file that a read-only volume provides, serving on the
+// published metrics port.
+func checkJMXAgent(t *testing.T, c *Cluster, n Node, svc service, env map[string]string) {
+	t.Helper()
+	if _, set := env["KAFKA_OPTS"]; set {
+		t.Errorf("%s: KAFKA_OPTS is set; the agent would start in every Kafka tool too", n.Name)
+	}
+	m := regexp.MustCompile(`^-name kafkaServer -loggc -javaagent:(\S+)=(\d+):(\S+)$`).FindStringSubmatch(env["EXTRA_ARGS"])
+	if m == nil {
+		t.Errorf("%s: EXTRA_ARGS %q does not start the JMX exporter", n.Name, env["EXTRA_ARGS"])
+		return
+	}
+	if m[2] != strconv.Itoa(c.MetricsPort) || !slices.Contains(svc.flag("--publish"), m[2]+":"+m[2]) {
+		t.Errorf("%s: the agent serves on %s, published %q", n.Name, m[2], svc.flag("--publish"))
+	}
+	img, err := c.RoleImage(n.Role)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, inContainer := range []string{m[1], m[3]} {
+		found := false
+		for _, v := range svc.flag("-v") {
+			parts := strings.Split(v, ":")
+			if len(parts) == 3 && parts[2] == "ro" && path.Dir(inContainer) == parts[1] {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%s: %s is on no read-only volume: %q", n.Name, inContainer, svc.flag("-v"))
+		}
+		inImage := path.Join(path.Dir(jmxConfigPath), path.Base(inContainer))
+		if !slices.ContainsFunc(img.Files, func(f File) bool { return f.Path == inImage }) &&
+			!slices.ContainsFunc(img.Downloads, func(d Download) bool { return d.Path == inImage }) {
+			t.Errorf("%s: %s is not in the image at %s", n.Name, inContainer, inImage)
+		}
+	}
+	if !strings.Contains(string(fileOf(t, img, tmpfilesConf)), "C "+c.jmxHostDir()+" - - - - "+path.Dir(jmxConfigPath)+"\n") {
+		t.Errorf("%s: tmpfiles.d does not copy the exporter to %s", n.Name, c.jmxHostDir())
+	}
+}
+
+func TestWithoutMetricsPortThereIsNoJMXExporter(t *testing.T) {
+	s := exampleSpec()
+	s.MetricsPort = 0
+	c := plan(t, s)
+	img, err := c.RoleImage(Broker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(img.Downloads) != 0 || strings.Contains(string(fileOf(t, img, tmpfilesConf)), "jmx") {
+		t.Errorf("metrics off, yet the image has %+v", img.Downloads)
+	}
+	env := nodeService(t, c, c.Nodes[0]).env()
+	if _, set := env["EXTRA_ARGS"]; set {
+		t.Errorf("metrics off, yet EXTRA_ARGS = %q", env["EXTRA_ARGS"])
+	}
+	if got := c.Ports(Broker); !slices.Equal(got, []int{9092, 9100}) {
+		t.Errorf("ports %v", got)
+	}
+}
+
+// TestDownloadChecksItsDigest runs the Containerfile's download command
+// with a stand-in curl: the right content passes, any other fails.
+func TestDownloadChecksItsDigest(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin")
+	os.Mkdir(bin, 0o755)
+	fakeCurl := "#!/bin/sh\nwhile [ $# -gt 1 ]; do [ \"$1\" = -o ] && out=$2; shift; done\nmkdir -p \"$(dirname \"$out\")\"\nprintf %s \"$CONTENT\" > \"$out\"\n"
+	os.WriteFile(filepath.Join(bin, "curl"), []byte(fakeCurl), 0o755)
+	content := "agent"
+	sum := sha256.Sum256([]byte(content))
+	d := Download{URL: "https://example.com/a.jar", SHA256: hex.EncodeToString(sum[:]), Path: filepath.Join(dir, "out/a.jar"), Mode: 0o644}
+	run := func(content string) error {
+		cmd := exec.Command("sh", "-c", d.Shell())
+		cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "CONTENT="+content)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	}
+	if err := run(content); err != nil {
+		t.Errorf("the right content failed: %v", err)
+	}
+	if err := run("tampered"); err == nil {
+		t.Error("content with another digest passed")
 	}
 }

@@ -141,12 +141,14 @@ func TestKafkaQuadletRunsWithBoundStorageDataVolumeAndPorts(t *testing.T) {
 			if !slices.Equal(s.podman[:3], want) {
 				t.Errorf("command starts %q, want %q: the bound image store must be a global option", s.podman[:3], want)
 			}
-			if got := s.flag("-v"); !slices.Equal(got, []string{hostLogDir + ":" + LogDir}) {
-				t.Errorf("volumes %q, want the host data directory on %s", got, LogDir)
+			wantVolumes := []string{hostLogDir + ":" + LogDir, c.jmxHostDir() + ":" + jmxContainerDir + ":ro"}
+			if got := s.flag("-v"); !slices.Equal(got, wantVolumes) {
+				t.Errorf("volumes %q, want %q: the host data directory and the JMX exporter, read-only", got, wantVolumes)
 			}
 			port := c.Roles[n.Role].Port
-			if got := s.flag("--publish"); !slices.Equal(got, []string{fmt.Sprintf("%d:%d", port, port)}) {
-				t.Errorf("published ports %q, want only %d", got, port)
+			wantPorts := []string{fmt.Sprintf("%d:%d", port, port), fmt.Sprintf("%d:%d", c.MetricsPort, c.MetricsPort)}
+			if got := s.flag("--publish"); !slices.Equal(got, wantPorts) {
+				t.Errorf("published ports %q, want %q", got, wantPorts)
 			}
 			if s.podman[len(s.podman)-1] != c.KafkaImage {
 				t.Errorf("image %q, want %q last", s.podman[len(s.podman)-1], c.KafkaImage)

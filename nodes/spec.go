@@ -41,6 +41,9 @@ type Spec struct {
 
 	// ExporterPort is node-exporter's port on every node.
 	ExporterPort int
+	// MetricsPort is where the Prometheus JMX exporter serves Kafka's own
+	// metrics on every node; 0 leaves the exporter out.
+	MetricsPort int
 
 	// Registry is where node images are published, as
 	// <registry>/<node>:<tag>; empty means nothing is published. A bare
@@ -89,6 +92,7 @@ func Default() Spec {
 		Broker:        RoleSpec{MemoryMiB: 4096, CPUs: 2, Port: 9092},
 		Controller:    RoleSpec{MemoryMiB: 2048, CPUs: 2, Port: 9093},
 		ExporterPort:  9100,
+		MetricsPort:   7071,
 		Tag:           "latest",
 		Disk:          bib.DefaultSpec(),
 	}

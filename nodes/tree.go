@@ -89,6 +89,9 @@ func (img Image) Containerfile() []byte {
 		}
 		b.WriteString(shellJoin(cmd.Args) + "\n")
 	}
+	for _, d := range img.Downloads {
+		b.WriteString("RUN " + d.Shell() + "\n")
+	}
 	for _, dir := range img.topDirs() {
 		fmt.Fprintf(&b, "COPY %s/ /%s/\n", dir, dir)
 	}
@@ -99,6 +102,13 @@ func (img Image) Containerfile() []byte {
 		fmt.Fprintf(&b, "LABEL %s=%q\n", l.Name, l.Value)
 	}
 	return []byte(b.String())
+}
+
+// Shell is the shell command that fetches the download and fails unless it
+// has its digest: the Containerfile's equivalent of Dagger's checked HTTP.
+func (d Download) Shell() string {
+	return fmt.Sprintf("curl -fsSL --create-dirs -o %s %s && echo %s | sha256sum -c - && chmod %o %s",
+		shellJoin([]string{d.Path}), shellJoin([]string{d.URL}), shellJoin([]string{d.SHA256 + "  " + d.Path}), d.Mode.Perm(), shellJoin([]string{d.Path}))
 }
 
 // topDirs are the top-level directories that the image's files and

@@ -97,7 +97,7 @@ func publishedRefs(out string) (map[string]string, error) {
 
 // verify compares the image with the rendered directories of its role and
 // of the node, mounted at /expected/role and /expected/node, and checks
-// the bound images and quadlet's view of the units.
+// the bound images, quadlet's view of the units and the JMX exporter.
 const verify = `set -eu
 fail() { echo "FAIL: $*" >&2; exit 1; }
 for dir in /expected/role /expected/node; do
@@ -118,6 +118,8 @@ sort /tmp/bound | tr '\n' ' ' | grep -qx "$BOUND " || fail "bound images: $(cat 
 grep -q -- "--storage-opt=additionalimagestore=/usr/lib/bootc/storage run --name $UNIT " /tmp/units || fail "no $UNIT service with the bound image store"
 grep -q -- "--env KAFKA_NODE_ID=$NODE_ID " /tmp/units || fail "node id $NODE_ID not in the service"
 grep -q -- "--network host" /tmp/units || fail "node-exporter is not on the host network"
+grep -q -- "-javaagent:/opt/kafka-bootc/jmx-exporter/jmx_prometheus_javaagent.jar=7071:" /tmp/units || fail "Kafka does not load the JMX exporter"
+[ -s /usr/share/kafka-bootc/jmx-exporter/jmx_prometheus_javaagent.jar ] || fail "no JMX exporter jar"
 [ "$(systemctl is-enabled bootc-fetch-apply-updates.timer 2>/dev/null || true)" = masked ] || fail "the auto-update timer is not masked"
 [ "$(cat /etc/hostname)" = "$NODE" ] || fail "hostname $(cat /etc/hostname)"
 `

@@ -24,6 +24,8 @@ type (
 	ContainerWithNewFileOpts      = sdk.ContainerWithNewFileOpts
 	ContainerWithMountedCacheOpts = sdk.ContainerWithMountedCacheOpts
 	ContainerPublishOpts          = sdk.ContainerPublishOpts
+	ContainerWithFileOpts         = sdk.ContainerWithFileOpts
+	HTTPOpts                      = sdk.HTTPOpts
 	DirectoryWithNewFileOpts      = sdk.DirectoryWithNewFileOpts
 )
 
