@@ -32,9 +32,6 @@ type Env struct {
 type Container struct {
 	// Description goes to [Unit] Description=.
 	Description string
-	// After and Wants list units ordered before this one.
-	After []string
-	Wants []string
 	// Image is the fully qualified image reference.
 	Image string
 	// Name is the container name (ContainerName=).
@@ -97,8 +94,6 @@ func (c Container) Render() ([]byte, error) {
 	}
 	unit := &section{name: "Unit"}
 	unit.addIf("Description", c.Description)
-	unit.add("Wants", c.Wants...)
-	unit.add("After", c.After...)
 
 	ctr := &section{name: "Container"}
 	ctr.add("Image", c.Image)
