@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"dagger/kafka-bootc/internal/containertest"
 )
 
 func TestArgs(t *testing.T) {
@@ -54,28 +56,8 @@ func TestVMScriptsAreValidShell(t *testing.T) {
 // bootc-image-builder that checks what bib would check: every image is in
 // the storage under the reference it is looked up by.
 func TestScriptLoadsEveryImageUnderItsReference(t *testing.T) {
-	for _, tool := range []string{"podman", "buildah"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("skipped: %s is not installed (.ci/run installs it)", tool)
-		}
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("skipped: podman storage tests need root")
-	}
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "storage.conf")
-	os.WriteFile(conf, []byte("[storage]\ndriver = \"vfs\"\ngraphroot = \""+dir+"/graph\"\nrunroot = \""+dir+"/run\"\n"), 0o644)
-	env := append(os.Environ(), "CONTAINERS_STORAGE_CONF="+conf)
-	sh := func(script string) string {
-		t.Helper()
-		cmd := exec.Command("sh", "-euc", script)
-		cmd.Env = env
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("%s: %v\n%s", script, err, out)
-		}
-		return string(out)
-	}
+	store := containertest.New(t, "podman", "buildah")
+	dir, sh := store.Dir, store.Sh
 	// Two tiny images saved as archives with no name, like Dagger's
 	// AsTarball, plus a stale image that the run must not rely on.
 	for _, name := range []string{"node", "kafka"} {
@@ -102,7 +84,7 @@ podman image inspect --format '{{index .Labels "containers.bootc"}}' quay.io/me/
 echo "bib $*"
 `
 	os.WriteFile(filepath.Join(bin, "bootc-image-builder"), []byte(fake), 0o755)
-	env = append(env, "PATH="+bin+":"+os.Getenv("PATH"))
+	store.Env = append(store.Env, "PATH="+bin+":"+os.Getenv("PATH"))
 
 	outs, _ := Outputs([]string{"qcow2"})
 	run := Run{
@@ -120,9 +102,7 @@ echo "bib $*"
 
 	// The same run without one of its images must fail.
 	run.Images = run.Images[:1]
-	cmd := exec.Command("sh", "-euc", run.Script())
-	cmd.Env = env
-	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "image not known: docker.io/apache/kafka:3.8.0") {
+	if out, err := store.Command(run.Script()).CombinedOutput(); err == nil || !strings.Contains(string(out), "image not known: docker.io/apache/kafka:3.8.0") {
 		t.Errorf("a run missing the kafka image passed or failed for another reason: %v\n%s", err, out)
 	}
 }

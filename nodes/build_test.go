@@ -2,10 +2,11 @@ package nodes
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"dagger/kafka-bootc/internal/containertest"
 )
 
 // TestContainerfilesBuildWithBuildah builds the rendered tree of a role and
@@ -15,29 +16,8 @@ import (
 // checks the steps ran in the plan's order and that the files, the
 // bound-image symlinks and the labels are in the node image.
 func TestContainerfilesBuildWithBuildah(t *testing.T) {
-	for _, tool := range []string{"buildah", "busybox"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("skipped: %s is not installed (.ci/run installs it)", tool)
-		}
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("skipped: buildah needs root here")
-	}
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "storage.conf")
-	if err := os.WriteFile(conf, []byte("[storage]\ndriver = \"vfs\"\ngraphroot = \""+dir+"/graph\"\nrunroot = \""+dir+"/run\"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	sh := func(script string) string {
-		t.Helper()
-		cmd := exec.Command("sh", "-euc", script)
-		cmd.Env = append(os.Environ(), "CONTAINERS_STORAGE_CONF="+conf, "BUILDAH_ISOLATION=chroot")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("%s\n%v\n%s", script, err, out)
-		}
-		return string(out)
-	}
+	store := containertest.New(t, "buildah", "busybox")
+	dir, sh := store.Dir, store.Sh
 
 	s := exampleSpec()
 	s.Brokers, s.Controllers = 1, 1
