@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -58,6 +59,10 @@ type Cluster struct {
 	ExporterPort  int
 	// MetricsPort serves Kafka's JMX metrics; 0 when there is no JMX exporter.
 	MetricsPort int
+	// JMXExporterURL and JMXExporterSHA256 locate and pin the exporter's
+	// jar; empty when there is no JMX exporter.
+	JMXExporterURL    string
+	JMXExporterSHA256 string
 
 	// Roles holds the per-role settings, validated, heap resolved.
 	Roles map[Role]RoleSettings
@@ -136,6 +141,7 @@ var (
 	dnsLabel    = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 	clusterName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 	propName    = regexp.MustCompile(`^[a-z][a-z0-9]*([._-][a-z0-9]+)*$`)
+	sha256Hex   = regexp.MustCompile(`^[0-9a-f]{64}$`)
 )
 
 // Plan validates a Spec and derives the cluster. The error names the field
@@ -179,6 +185,12 @@ func Plan(s Spec) (*Cluster, error) {
 		if s.MetricsPort == s.ExporterPort {
 			return nil, fmt.Errorf("metrics port %d: clashes with the exporter port", s.MetricsPort)
 		}
+		if err := checkDownloadURL(s.JMXExporterURL); err != nil {
+			return nil, fmt.Errorf("jmx exporter url: %w", err)
+		}
+		if !sha256Hex.MatchString(s.JMXExporterSHA256) {
+			return nil, fmt.Errorf("jmx exporter sha256 %q: must be 64 lower-case hex digits, as sha256sum prints", s.JMXExporterSHA256)
+		}
 	}
 
 	c := &Cluster{
@@ -186,6 +198,9 @@ func Plan(s Spec) (*Cluster, error) {
 		BaseImage: s.BaseImage, KafkaImage: s.KafkaImage, ExporterImage: s.ExporterImage,
 		ExporterPort: s.ExporterPort, MetricsPort: s.MetricsPort,
 		Roles: map[Role]RoleSettings{},
+	}
+	if s.MetricsPort != 0 {
+		c.JMXExporterURL, c.JMXExporterSHA256 = s.JMXExporterURL, s.JMXExporterSHA256
 	}
 	counts := map[Role]int{Broker: s.Brokers, Controller: s.Controllers}
 	ids := map[Role][]int{Broker: s.BrokerIDs, Controller: s.ControllerIDs}
@@ -272,6 +287,19 @@ func planRole(r Role, s RoleSpec, exporterPort, metricsPort int) (RoleSettings, 
 // rest goes to the page cache, which serves Kafka's reads.
 func DeriveHeapMiB(memoryMiB int) int {
 	return min(memoryMiB/2, maxHeapMiB)
+}
+
+// checkDownloadURL accepts an absolute http or https URL that a shell
+// command can carry as one word.
+func checkDownloadURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Path == "" {
+		return fmt.Errorf("%q: must be an absolute http or https URL of the file", raw)
+	}
+	if strings.ContainsFunc(raw, func(c rune) bool { return c <= ' ' || c == 0x7f }) {
+		return fmt.Errorf("%q: must not hold spaces or control characters", raw)
+	}
+	return nil
 }
 
 func checkPort(field string, p int) error {

@@ -109,7 +109,7 @@ func (c *Cluster) RoleImage(r Role) (Image, error) {
 	}
 	var downloads []Download
 	if c.MetricsPort != 0 {
-		downloads = append(downloads, jmxAgent)
+		downloads = append(downloads, c.JMXAgent())
 		files = append(files, File{Path: jmxConfigPath, Content: []byte(jmxConfig), Mode: 0o644})
 	}
 	firewall := []string{"firewall-offline-cmd"}
@@ -191,7 +191,7 @@ func (c *Cluster) kafkaUnit(r Role) quadlets.Container {
 		// in the container and fail on its busy port.
 		env = append(env, quadlets.Env{Name: "EXTRA_ARGS", Value: fmt.Sprintf(
 			"-name kafkaServer -loggc -javaagent:%s/%s=%d:%s/%s",
-			jmxContainerDir, path.Base(jmxAgent.Path), c.MetricsPort, jmxContainerDir, path.Base(jmxConfigPath))})
+			jmxContainerDir, path.Base(JMXAgentPath), c.MetricsPort, jmxContainerDir, path.Base(jmxConfigPath))})
 	}
 	return quadlets.Container{
 		Description: "Kafka " + string(r),
@@ -250,13 +250,14 @@ C %[2]s - - - - %[3]s
 	return b
 }
 
-// The Prometheus JMX exporter, as a Java agent in Kafka's JVM. 1.0.1 is the
-// last release on Maven Central.
-var jmxAgent = Download{
-	URL:    "https://repo1.maven.org/maven2/io/prometheus/jmx/jmx_prometheus_javaagent/1.0.1/jmx_prometheus_javaagent-1.0.1.jar",
-	SHA256: "7d61f737fd661610ccc14aea79764faa1ea94a340cbc8f0029b3d2edea3d80c1",
-	Path:   "/usr/share/kafka-bootc/jmx-exporter/jmx_prometheus_javaagent.jar",
-	Mode:   0o644,
+// JMXAgentPath is where the Prometheus JMX exporter's jar, a Java agent in
+// Kafka's JVM, lives in a role's image.
+const JMXAgentPath = "/usr/share/kafka-bootc/jmx-exporter/jmx_prometheus_javaagent.jar"
+
+// JMXAgent is the download of the JMX exporter's jar; its URL and digest
+// come from the cluster's description.
+func (c *Cluster) JMXAgent() Download {
+	return Download{URL: c.JMXExporterURL, SHA256: c.JMXExporterSHA256, Path: JMXAgentPath, Mode: 0o644}
 }
 
 const (
@@ -276,6 +277,6 @@ rules:
 // the agent and its config, so an upgrade that changes either gets a fresh
 // copy: tmpfiles' C copies only what does not exist yet.
 func (c *Cluster) jmxHostDir() string {
-	sum := sha256.Sum256([]byte(jmxAgent.SHA256 + "\x00" + jmxConfig))
+	sum := sha256.Sum256([]byte(c.JMXExporterSHA256 + "\x00" + jmxConfig))
 	return fmt.Sprintf("/var/srv/containers/kafka-bootc/jmx-exporter-%x", sum[:6])
 }

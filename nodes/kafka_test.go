@@ -320,3 +320,42 @@ func TestDownloadChecksItsDigest(t *testing.T) {
 		t.Error("content with another digest passed")
 	}
 }
+
+// TestDownloadCheckRefusesAGivenFileWithAnotherDigest runs the check that
+// guards a jar given as a file instead of downloaded.
+func TestDownloadCheckRefusesAGivenFileWithAnotherDigest(t *testing.T) {
+	dir := t.TempDir()
+	sum := sha256.Sum256([]byte("agent"))
+	d := Download{URL: "https://example.com/a.jar", SHA256: hex.EncodeToString(sum[:]), Path: filepath.Join(dir, "a.jar"), Mode: 0o644}
+	for content, ok := range map[string]bool{"agent": true, "tampered": false} {
+		os.WriteFile(d.Path, []byte(content), 0o644)
+		out, err := exec.Command(d.Check()[0], d.Check()[1:]...).CombinedOutput()
+		if (err == nil) != ok {
+			t.Errorf("content %q: check passed = %v, want %v (%s)", content, err == nil, ok, out)
+		}
+	}
+}
+
+// TestAMirrorAndAnotherJarReachTheImage: a mirror URL and digest replace
+// Maven Central's in the download, and a new digest gives the copy on the
+// host a new directory, so an upgrade never keeps the old jar.
+func TestAMirrorAndAnotherJarReachTheImage(t *testing.T) {
+	s := exampleSpec()
+	before := plan(t, s).jmxHostDir()
+	s.JMXExporterURL = "https://mirror.example.com/maven2/jmx.jar"
+	s.JMXExporterSHA256 = strings.Repeat("ab", 32)
+	c := plan(t, s)
+	img, err := c.RoleImage(Broker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(img.Downloads) != 1 || img.Downloads[0].URL != s.JMXExporterURL || img.Downloads[0].SHA256 != s.JMXExporterSHA256 {
+		t.Fatalf("downloads %+v", img.Downloads)
+	}
+	if c.jmxHostDir() == before {
+		t.Errorf("another jar is copied to the same host directory %s", before)
+	}
+	if !strings.Contains(string(fileOf(t, img, tmpfilesConf)), c.jmxHostDir()) {
+		t.Errorf("tmpfiles.d does not copy to %s", c.jmxHostDir())
+	}
+}

@@ -44,6 +44,11 @@ type Spec struct {
 	// MetricsPort is where the Prometheus JMX exporter serves Kafka's own
 	// metrics on every node; 0 leaves the exporter out.
 	MetricsPort int
+	// JMXExporterURL is where the JMX exporter's jar is downloaded from at
+	// build time (Maven Central, or a mirror), and JMXExporterSHA256 the
+	// hex SHA-256 that it must have, however it reaches the build.
+	JMXExporterURL    string
+	JMXExporterSHA256 string
 
 	// Registry is where node images are published, as
 	// <registry>/<node>:<tag>; empty means nothing is published. A bare
@@ -77,23 +82,29 @@ const (
 	DefaultBaseImage     = "quay.io/centos-bootc/centos-bootc:stream9"
 	DefaultKafkaImage    = "docker.io/apache/kafka:3.8.0"
 	DefaultExporterImage = "docker.io/prom/node-exporter:v1.8.2"
+	// DefaultJMXExporterURL is the Prometheus JMX exporter 1.0.1, the last
+	// release on Maven Central, and DefaultJMXExporterSHA256 its digest.
+	DefaultJMXExporterURL    = "https://repo1.maven.org/maven2/io/prometheus/jmx/jmx_prometheus_javaagent/1.0.1/jmx_prometheus_javaagent-1.0.1.jar"
+	DefaultJMXExporterSHA256 = "7d61f737fd661610ccc14aea79764faa1ea94a340cbc8f0029b3d2edea3d80c1"
 )
 
 // Default returns the reference cluster: 3 brokers and 3 controllers named
 // kafka-broker-1..3 and kafka-controller-1..3, node ids 1..6.
 func Default() Spec {
 	return Spec{
-		Name:          "kafka",
-		Brokers:       3,
-		Controllers:   3,
-		BaseImage:     DefaultBaseImage,
-		KafkaImage:    DefaultKafkaImage,
-		ExporterImage: DefaultExporterImage,
-		Broker:        RoleSpec{MemoryMiB: 4096, CPUs: 2, Port: 9092},
-		Controller:    RoleSpec{MemoryMiB: 2048, CPUs: 2, Port: 9093},
-		ExporterPort:  9100,
-		MetricsPort:   7071,
-		Tag:           "latest",
-		Disk:          bib.DefaultSpec(),
+		Name:              "kafka",
+		Brokers:           3,
+		Controllers:       3,
+		BaseImage:         DefaultBaseImage,
+		KafkaImage:        DefaultKafkaImage,
+		ExporterImage:     DefaultExporterImage,
+		Broker:            RoleSpec{MemoryMiB: 4096, CPUs: 2, Port: 9092},
+		Controller:        RoleSpec{MemoryMiB: 2048, CPUs: 2, Port: 9093},
+		ExporterPort:      9100,
+		MetricsPort:       7071,
+		JMXExporterURL:    DefaultJMXExporterURL,
+		JMXExporterSHA256: DefaultJMXExporterSHA256,
+		Tag:               "latest",
+		Disk:              bib.DefaultSpec(),
 	}
 }

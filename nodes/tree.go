@@ -107,8 +107,19 @@ func (img Image) Containerfile() []byte {
 // Shell is the shell command that fetches the download and fails unless it
 // has its digest: the Containerfile's equivalent of Dagger's checked HTTP.
 func (d Download) Shell() string {
-	return fmt.Sprintf("curl -fsSL --create-dirs -o %s %s && echo %s | sha256sum -c - && chmod %o %s",
-		shellJoin([]string{d.Path}), shellJoin([]string{d.URL}), shellJoin([]string{d.SHA256 + "  " + d.Path}), d.Mode.Perm(), shellJoin([]string{d.Path}))
+	return fmt.Sprintf("curl -fsSL --create-dirs -o %s %s && %s && chmod %o %s",
+		shellJoin([]string{d.Path}), shellJoin([]string{d.URL}), d.checkShell(), d.Mode.Perm(), shellJoin([]string{d.Path}))
+}
+
+// Check is the command that fails unless the file at Path has the
+// download's digest: for a file that reached the image another way than
+// from URL, such as a jar the user gives.
+func (d Download) Check() []string {
+	return []string{"sh", "-c", d.checkShell()}
+}
+
+func (d Download) checkShell() string {
+	return fmt.Sprintf("echo %s | sha256sum -c -", shellJoin([]string{d.SHA256 + "  " + d.Path}))
 }
 
 // topDirs are the top-level directories that the image's files and
