@@ -33,6 +33,10 @@ type KafkaBootc struct {
 	// Builder is the bootc-image-builder image.
 	// +private
 	Builder string
+	// JMXExporterJar, when set, is the JMX exporter's jar to use instead
+	// of downloading it.
+	// +private
+	JMXExporterJar *dagger.File
 }
 
 // New describes the cluster: every argument has the reference flow's
@@ -112,9 +116,26 @@ func New(
 	// +default=9100
 	exporterPort int,
 	// Port of the Prometheus JMX exporter, which serves Kafka's own metrics
-	// on every node; 0 leaves it out.
+	// on every node.
 	// +default=7071
 	metricsPort int,
+	// Leave the Prometheus JMX exporter out: Kafka's own metrics are not
+	// served, and nothing is downloaded for them.
+	// +optional
+	noJmxExporter bool,
+	// Where the JMX exporter's jar is downloaded from at build time: Maven
+	// Central, or a mirror of it (give --jmx-exporter-sha256 with any other
+	// version).
+	// +default="https://repo1.maven.org/maven2/io/prometheus/jmx/jmx_prometheus_javaagent/1.0.1/jmx_prometheus_javaagent-1.0.1.jar"
+	jmxExporterUrl string,
+	// SHA-256 of the JMX exporter's jar, in hex as sha256sum prints it; the
+	// build fails on a jar with any other digest, downloaded or given.
+	// +default="7d61f737fd661610ccc14aea79764faa1ea94a340cbc8f0029b3d2edea3d80c1"
+	jmxExporterSha256 string,
+	// The JMX exporter's jar as a file, for air-gapped builds: used instead
+	// of downloading it, and checked against --jmx-exporter-sha256.
+	// +optional
+	jmxExporterJar *dagger.File,
 	// Extra Kafka properties for brokers, as name=value
 	// (num.partitions=6).
 	// +optional
@@ -154,8 +175,20 @@ func New(
 		Controller: nodes.RoleSpec{MemoryMiB: controllerMemory, HeapMiB: controllerHeap, CPUs: controllerCpus,
 			Port: controllerPort, Settings: controllerSettings},
 		ExporterPort: exporterPort, MetricsPort: metricsPort,
+		JMXExporterURL: jmxExporterUrl, JMXExporterSHA256: jmxExporterSha256,
 		Registry: registry, Tag: tag,
 		Disk: bib.Spec{User: diskUser, SSHKeys: sshKey, RootSizeGiB: rootSize, DataSizeGiB: dataSize, Types: diskType},
+	}
+	// The Go SDK never sends a zero, so 0 cannot mean "leave it out": a
+	// caller in another module could not reach it.
+	if metricsPort == 0 {
+		return nil, errors.New("metrics port 0: must be from 1 to 65535; --no-jmx-exporter leaves the JMX exporter out")
+	}
+	if noJmxExporter {
+		if jmxExporterJar != nil {
+			return nil, errors.New("jmx exporter jar: given with --no-jmx-exporter; give one or the other")
+		}
+		s.MetricsPort = 0
 	}
 	if _, err := nodes.Plan(s); err != nil {
 		return nil, err
@@ -167,7 +200,7 @@ func New(
 	if err != nil {
 		return nil, err
 	}
-	return &KafkaBootc{Spec: string(spec), Builder: builderImage}, nil
+	return &KafkaBootc{Spec: string(spec), Builder: builderImage, JMXExporterJar: jmxExporterJar}, nil
 }
 
 // cluster plans the cluster from the stored description.
@@ -181,7 +214,8 @@ func (m *KafkaBootc) cluster() (*nodes.Cluster, error) {
 
 // Config returns every file of every image, each image in a directory of
 // its own with a Containerfile, plus bootc-image-builder's config.toml: the
-// tree to review, or to build with plain podman.
+// tree to review, or to build with plain podman. It depends on the
+// arguments only, so Dagger may keep its result.
 func (m *KafkaBootc) Config() (*dagger.Directory, error) {
 	c, err := m.cluster()
 	if err != nil {
@@ -205,6 +239,9 @@ func (m *KafkaBootc) Config() (*dagger.Directory, error) {
 // Base returns a role's base image, built once and shared by every node of
 // the role: packages, firewall, quadlets, bound-image links, data directory,
 // the upgrade timer masked, and checked with bootc container lint.
+// Kept for one session only: it starts from the base image's tag, which
+// moves with every update of the base.
+// +cache="session"
 func (m *KafkaBootc) Base(
 	// Role: broker or controller.
 	role string,
@@ -217,20 +254,32 @@ func (m *KafkaBootc) Base(
 	if err != nil {
 		return nil, err
 	}
-	return m.base(c, r)
+	return m.base(c, r, nil)
 }
 
-func (m *KafkaBootc) base(c *nodes.Cluster, r nodes.Role) (*dagger.Container, error) {
+// base builds a role's base image; registry, when set, is a registry
+// service that serves the images on the cluster registry's host.
+func (m *KafkaBootc) base(c *nodes.Cluster, r nodes.Role, registry *dagger.Service) (*dagger.Container, error) {
 	img, err := c.RoleImage(r)
 	if err != nil {
 		return nil, err
 	}
-	return apply(dag.Container().From(img.From), img), nil
+	var from dagger.ContainerFromOpts
+	if registry != nil && c.OnRegistryHost(img.From) {
+		from.RegistryService = registry
+	}
+	given := map[string]*dagger.File{}
+	if m.JMXExporterJar != nil {
+		given[nodes.JMXAgentPath] = m.JMXExporterJar
+	}
+	return apply(dag.Container().From(img.From, from), img, given), nil
 }
 
 // Node returns a node's image: its role's base image plus one thin layer
 // with the hostname and the node's Kafka settings. Open a shell in it with
-// "node --name kafka-broker-1 terminal".
+// "node --name kafka-broker-1 terminal". Kept for one session only: it
+// starts from the base image's tag, which moves.
+// +cache="session"
 func (m *KafkaBootc) Node(
 	// Node name, for example kafka-broker-1 or kafka-controller-3.
 	name string,
@@ -243,11 +292,11 @@ func (m *KafkaBootc) Node(
 	if err != nil {
 		return nil, err
 	}
-	return m.node(c, n)
+	return m.node(c, n, nil)
 }
 
-func (m *KafkaBootc) node(c *nodes.Cluster, n nodes.Node) (*dagger.Container, error) {
-	base, err := m.base(c, n.Role)
+func (m *KafkaBootc) node(c *nodes.Cluster, n nodes.Node, registry *dagger.Service) (*dagger.Container, error) {
+	base, err := m.base(c, n.Role, registry)
 	if err != nil {
 		return nil, err
 	}
@@ -255,11 +304,13 @@ func (m *KafkaBootc) node(c *nodes.Cluster, n nodes.Node) (*dagger.Container, er
 	if err != nil {
 		return nil, err
 	}
-	return apply(base, img), nil
+	return apply(base, img, nil), nil
 }
 
-// apply builds an image plan on a container, in the plan's order.
-func apply(ctr *dagger.Container, img nodes.Image) *dagger.Container {
+// apply builds an image plan on a container, in the plan's order. A
+// download whose path is in given takes that file instead, checked against
+// the download's digest all the same.
+func apply(ctr *dagger.Container, img nodes.Image, given map[string]*dagger.File) *dagger.Container {
 	run := func(ctr *dagger.Container, cmds []nodes.Command) *dagger.Container {
 		for _, cmd := range cmds {
 			if cmd.Cache != "" {
@@ -277,8 +328,12 @@ func apply(ctr *dagger.Container, img nodes.Image) *dagger.Container {
 	}
 	ctr = run(ctr, img.Run)
 	for _, d := range img.Downloads {
-		file := dag.HTTP(d.URL, dagger.HTTPOpts{Checksum: "sha256:" + d.SHA256})
-		ctr = ctr.WithFile(d.Path, file, dagger.ContainerWithFileOpts{Permissions: int(d.Mode.Perm())})
+		opts := dagger.ContainerWithFileOpts{Permissions: int(d.Mode.Perm())}
+		if file, ok := given[d.Path]; ok {
+			ctr = ctr.WithFile(d.Path, file, opts).WithExec(d.Check())
+			continue
+		}
+		ctr = ctr.WithFile(d.Path, dag.HTTP(d.URL, dagger.HTTPOpts{Checksum: "sha256:" + d.SHA256}), opts)
 	}
 	for _, f := range img.Files {
 		ctr = ctr.WithNewFile(f.Path, string(f.Content), dagger.ContainerWithNewFileOpts{Permissions: int(f.Mode.Perm())})
@@ -299,6 +354,12 @@ func apply(ctr *dagger.Container, img nodes.Image) *dagger.Container {
 // points to. Without a registry it builds and checks every image and says
 // that nothing was published. Every failing node is reported, not only
 // the first.
+//
+// Never cached: it writes to a registry, which may have lost an image
+// since the last run, and it starts from tags that move. Reruns stay cheap
+// all the same: unchanged layers come from Dagger's layer cache, and the
+// registry is only asked whether it has them.
+// +cache="never"
 func (m *KafkaBootc) BuildAll(
 	ctx context.Context,
 	// Registry user name; give it with --password.
@@ -307,8 +368,11 @@ func (m *KafkaBootc) BuildAll(
 	// Registry password or token, for example env:QUAY_TOKEN.
 	// +optional
 	password *dagger.Secret,
-	// A registry running as a Dagger service, to publish to instead of
-	// reaching the registry's host over the network (used by tests).
+	// A registry running as a Dagger service that stands in for the
+	// registry's host: node images are published to it, and a base image
+	// on that host is pulled from it (used by tests). Give --registry as
+	// localhost:PORT/NAMESPACE: the service takes over the host name only,
+	// and Dagger speaks plain HTTP to localhost alone.
 	// +optional
 	registryService *dagger.Service,
 ) (string, error) {
@@ -327,7 +391,7 @@ func (m *KafkaBootc) BuildAll(
 	p := pool.New().WithContext(ctx)
 	for i, n := range c.Nodes {
 		p.Go(func(ctx context.Context) error {
-			ctr, err := m.node(c, n)
+			ctr, err := m.node(c, n, registryService)
 			if err != nil {
 				return fmt.Errorf("%s: %w", n.Name, err)
 			}
@@ -363,6 +427,11 @@ func (m *KafkaBootc) BuildAll(
 // paths) with bib's manifests, plus start-vms.sh and remove-vms.sh to run
 // the cluster with virt-install. Each disk installs its node image with the
 // registry reference as upgrade source.
+//
+// Kept for one session only: the disks start from the base, bound and
+// builder images' tags, which move. A rerun with nothing changed reuses
+// the disks from Dagger's layer cache.
+// +cache="session"
 func (m *KafkaBootc) Disks(
 	ctx context.Context,
 	// Password hash for the disk user (a crypt(3) hash, as openssl passwd
@@ -413,6 +482,10 @@ func (m *KafkaBootc) Disks(
 // Disk builds one node's disk with bootc-image-builder and returns it laid
 // out as <node>/qcow2/disk.qcow2 (and the other types' paths), plus
 // scripts to start and remove the VM.
+//
+// Kept for one session only, as disks: the base, bound and builder images'
+// tags move.
+// +cache="session"
 func (m *KafkaBootc) Disk(
 	ctx context.Context,
 	// Node name, for example kafka-broker-1.
@@ -506,7 +579,7 @@ func (m *KafkaBootc) diskRun(c *nodes.Cluster, n nodes.Node, published string) (
 		if img.Pull == "" {
 			bi.Archive = path.Join(bib.ImagesDir, fmt.Sprintf("%d.tar", i))
 			if img.Node {
-				if archives[bi.Archive], err = m.node(c, n); err != nil {
+				if archives[bi.Archive], err = m.node(c, n, nil); err != nil {
 					return bib.Run{}, nil, err
 				}
 			} else {

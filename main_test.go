@@ -5,11 +5,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -17,78 +19,146 @@ import (
 	sdk "dagger.io/dagger"
 
 	"dagger/kafka-bootc/bib"
+	"dagger/kafka-bootc/internal/dagger"
 	"dagger/kafka-bootc/nodes"
 )
 
-// args are New's arguments, filled with the defaults its pragmas declare.
-type args struct {
-	registry, tag, name, clusterID, domain                          string
-	brokers, controllers                                            int
-	brokerIDs, controllerIDs                                        []int
-	baseImage, kafkaImage, exporterImage                            string
-	brokerMemory, controllerMemory, brokerHeap, controllerHeap      int
-	brokerCPUs, controllerCPUs, brokerPort, controllerPort, expPort int
-	metricsPort                                                     int
-	brokerSettings, controllerSettings                              []string
-	diskUser                                                        string
-	sshKey                                                          []string
-	rootSize, dataSize                                              int
-	diskType                                                        []string
-	builderImage                                                    string
+// param is one argument of a Dagger function as main.go declares it.
+type param struct {
+	name string
+	// def is the JSON of its +default pragma, or empty.
+	def string
+	// doc is its help text, pragmas left out.
+	doc string
+	// ctx marks the context.Context that Dagger passes, not an argument.
+	ctx bool
 }
 
-// pragmaDefaults reads the "+default=" pragma of every New argument in
-// main.go: what the CLI fills in when a user gives nothing.
-func pragmaDefaults(t *testing.T) map[string]any {
+// function is New or a method of KafkaBootc, as main.go declares it.
+type function struct {
+	name   string
+	doc    string
+	params []param
+}
+
+// functions parses main.go: New and every exported method, in order.
+func functions(t *testing.T) []function {
 	t.Helper()
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, "main.go", nil, parser.ParseComments)
+	if err != nil {
+		t.Fatal(err)
+	}
 	src, err := os.ReadFile("main.go")
 	if err != nil {
 		t.Fatal(err)
 	}
-	re := regexp.MustCompile(`(?m)^\t// \+default=(.*)\n\t(\w+) `)
-	out := map[string]any{}
-	for _, m := range re.FindAllStringSubmatch(string(src), -1) {
-		var v any
-		if err := json.Unmarshal([]byte(m[1]), &v); err != nil {
-			t.Fatalf("argument %s: +default=%s is not JSON: %v", m[2], m[1], err)
+	lines := strings.Split(string(src), "\n")
+	var out []function
+	for _, d := range f.Decls {
+		fn, ok := d.(*ast.FuncDecl)
+		if !ok || !fn.Name.IsExported() || (fn.Recv == nil && fn.Name.Name != "New") {
+			continue
 		}
-		out[m[2]] = v
+		fun := function{name: fn.Name.Name}
+		if fn.Doc != nil {
+			fun.doc = fn.Doc.Text()
+		}
+		for _, p := range fn.Type.Params.List {
+			if sel, ok := p.Type.(*ast.SelectorExpr); ok && sel.Sel.Name == "Context" {
+				fun.params = append(fun.params, param{name: p.Names[0].Name, ctx: true})
+				continue
+			}
+			// The argument's comment is the run of comment lines above it.
+			var doc []string
+			def := ""
+			for i := fset.Position(p.Pos()).Line - 2; i >= 0 && strings.HasPrefix(strings.TrimSpace(lines[i]), "//"); i-- {
+				text := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(lines[i]), "//"))
+				if v, ok := strings.CutPrefix(text, "+default="); ok {
+					def = v
+				}
+				if !strings.HasPrefix(text, "+") {
+					doc = append([]string{text}, doc...)
+				}
+			}
+			fun.params = append(fun.params, param{name: p.Names[0].Name, def: def, doc: strings.Join(doc, " ")})
+		}
+		out = append(out, fun)
+	}
+	if len(out) < 7 {
+		t.Fatalf("found %d functions in main.go; the parser missed some", len(out))
 	}
 	return out
 }
 
-func defaults(t *testing.T) args {
-	d := pragmaDefaults(t)
-	str := func(k string) string { s, _ := d[k].(string); return s }
-	num := func(k string) int { f, _ := d[k].(float64); return int(f) }
-	list := func(k string) []string {
-		var out []string
-		for _, v := range d[k].([]any) {
-			out = append(out, v.(string))
+func lookup(t *testing.T, name string) function {
+	t.Helper()
+	for _, f := range functions(t) {
+		if f.name == name {
+			return f
 		}
-		return out
 	}
-	return args{
-		tag: str("tag"), name: str("name"), brokers: num("brokers"), controllers: num("controllers"),
-		baseImage: str("baseImage"), kafkaImage: str("kafkaImage"), exporterImage: str("exporterImage"),
-		brokerMemory: num("brokerMemory"), controllerMemory: num("controllerMemory"),
-		brokerCPUs: num("brokerCpus"), controllerCPUs: num("controllerCpus"),
-		brokerPort: num("brokerPort"), controllerPort: num("controllerPort"), expPort: num("exporterPort"),
-		metricsPort: num("metricsPort"),
-		diskUser:    str("diskUser"), rootSize: num("rootSize"), diskType: list("diskType"),
-		builderImage: str("builderImage"),
-	}
+	t.Fatalf("main.go has no function %s", name)
+	return function{}
 }
 
-func callNew(a args) (*KafkaBootc, error) {
-	return New(a.registry, a.tag, a.name, a.clusterID, a.domain, a.brokers, a.controllers, a.brokerIDs, a.controllerIDs,
-		a.baseImage, a.kafkaImage, a.exporterImage, a.brokerMemory, a.controllerMemory, a.brokerHeap, a.controllerHeap,
-		a.brokerCPUs, a.controllerCPUs, a.brokerPort, a.controllerPort, a.expPort, a.metricsPort, a.brokerSettings, a.controllerSettings,
-		a.diskUser, a.sshKey, a.rootSize, a.dataSize, a.diskType, a.builderImage)
+// call calls a function the way the Dagger CLI does: every argument that
+// is not set gets its +default, or Go's zero value. A panic is returned as
+// an error, so that a test can say which call panicked.
+func call(t *testing.T, recv reflect.Value, fn function, set map[string]any) (out []reflect.Value, err error) {
+	t.Helper()
+	var f reflect.Value
+	if fn.name == "New" {
+		f = reflect.ValueOf(New)
+	} else {
+		f = recv.MethodByName(fn.name)
+	}
+	if f.Type().NumIn() != len(fn.params) {
+		t.Fatalf("%s: main.go declares %d arguments, the compiled function has %d", fn.name, len(fn.params), f.Type().NumIn())
+	}
+	args := make([]reflect.Value, len(fn.params))
+	for i, p := range fn.params {
+		typ := f.Type().In(i)
+		v := reflect.New(typ)
+		switch {
+		case p.ctx:
+			v.Elem().Set(reflect.ValueOf(context.Background()))
+		case set[p.name] != nil:
+			v.Elem().Set(reflect.ValueOf(set[p.name]))
+		case p.def != "":
+			if err := json.Unmarshal([]byte(p.def), v.Interface()); err != nil {
+				t.Fatalf("%s: argument %s: +default=%s is not a %s: %v", fn.name, p.name, p.def, typ, err)
+			}
+		}
+		if _, zero := set[p.name]; zero && set[p.name] == nil {
+			v.Elem().Set(reflect.Zero(typ))
+		}
+		args[i] = v.Elem()
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
+	out = f.Call(args)
+	if e, _ := out[len(out)-1].Interface().(error); e != nil {
+		return out, e
+	}
+	return out, nil
+}
+
+// newModule calls New with the CLI's defaults and the given arguments.
+func newModule(t *testing.T, set map[string]any) (*KafkaBootc, error) {
+	t.Helper()
+	out, err := call(t, reflect.Value{}, lookup(t, "New"), set)
+	if err != nil {
+		return nil, err
+	}
+	return out[0].Interface().(*KafkaBootc), nil
 }
 
 func TestCLIDefaultsAreTheModelDefaults(t *testing.T) {
-	m, err := callNew(defaults(t))
+	m, err := newModule(t, nil)
 	if err != nil {
 		t.Fatalf("New with the CLI defaults: %v", err)
 	}
@@ -108,58 +178,145 @@ func TestCLIDefaultsAreTheModelDefaults(t *testing.T) {
 }
 
 func TestNewRejectsBadInputWithTheModelsError(t *testing.T) {
-	a := defaults(t)
-	a.brokers = 0
-	if _, err := callNew(a); err == nil || !strings.HasPrefix(err.Error(), "brokers: 0: must be from 1 to 99") {
-		t.Errorf("zero brokers: %v", err)
-	}
-	a = defaults(t)
-	a.builderImage = "bootc-image-builder"
-	if _, err := callNew(a); err == nil || !strings.HasPrefix(err.Error(), "builder image: ") {
-		t.Errorf("unqualified builder image: %v", err)
+	for _, tc := range []struct {
+		name string
+		set  map[string]any
+		want string
+	}{
+		{"zero brokers", map[string]any{"brokers": 0}, "brokers: 0: must be from 1 to 99"},
+		{"an unqualified builder image", map[string]any{"builderImage": "bootc-image-builder"}, "builder image: "},
+		{"a metrics port of 0", map[string]any{"metricsPort": 0},
+			"metrics port 0: must be from 1 to 65535; --no-jmx-exporter leaves the JMX exporter out"},
+		{"a jar for an exporter that is left out", map[string]any{"noJmxExporter": true, "jmxExporterJar": &dagger.File{}},
+			"jmx exporter jar: given with --no-jmx-exporter; give one or the other"},
+		{"a mirror that is not a URL", map[string]any{"jmxExporterUrl": "mirror/jmx.jar"}, "jmx exporter url: "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := newModule(t, tc.set); err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+				t.Errorf("error %v, want %q", err, tc.want)
+			}
+		})
 	}
 }
+
+func TestNoJMXExporterLeavesTheExporterOut(t *testing.T) {
+	m, err := newModule(t, map[string]any{"noJmxExporter": true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := m.cluster()
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := c.RoleImage(nodes.Broker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MetricsPort != 0 || len(img.Downloads) != 0 {
+		t.Errorf("--no-jmx-exporter: metrics port %d, downloads %+v", c.MetricsPort, img.Downloads)
+	}
+}
+
+// TestEveryDocumentedValueIsReachableFromGo: the Go SDK leaves out an
+// optional argument that holds Go's zero value, and the default applies.
+// So no argument may give its zero value a meaning other than its default:
+// where the default is not zero, the zero must be refused (the CLI can
+// still send it), and a bool must default to false, or no Go caller could
+// ever send false.
+func TestEveryDocumentedValueIsReachableFromGo(t *testing.T) {
+	recv, err := newModule(t, map[string]any{"registry": "quay.io/me", "sshKey": []string{testSSHKey}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	zeroMeaning := regexp.MustCompile(`(?i)\b(0|zero|empty|none|false)\b (means|leaves|turns|disables|removes)`)
+	checked := 0
+	for _, fn := range functions(t) {
+		for _, p := range fn.params {
+			if p.ctx || p.def == "" {
+				continue
+			}
+			var v any
+			if err := json.Unmarshal([]byte(p.def), &v); err != nil {
+				t.Fatalf("%s: argument %s: +default=%s is not JSON: %v", fn.name, p.name, p.def, err)
+			}
+			if b, ok := v.(bool); ok {
+				if b {
+					t.Errorf("%s: argument %s defaults to true: a Go caller cannot send false; make it a --no-... flag that defaults to false", fn.name, p.name)
+				}
+				continue
+			}
+			if v == nil || v == "" || v == 0.0 || (reflect.TypeOf(v).Kind() == reflect.Slice && reflect.ValueOf(v).Len() == 0) {
+				continue
+			}
+			checked++
+			if zeroMeaning.MatchString(p.doc) {
+				t.Errorf("%s: argument %s defaults to %s, yet its help gives its zero value a meaning: %q", fn.name, p.name, p.def, p.doc)
+			}
+			if _, err := call(t, reflect.ValueOf(recv), fn, map[string]any{p.name: nil}); err == nil {
+				t.Errorf("%s: argument %s: its zero value is accepted, but from Go it is never sent and the default %s applies instead", fn.name, p.name, p.def)
+			} else if strings.HasPrefix(err.Error(), "panic:") {
+				t.Errorf("%s: argument %s set to its zero value: %v", fn.name, p.name, err)
+			}
+		}
+	}
+	if checked < 15 {
+		t.Errorf("checked %d arguments with a non-zero default; the parser missed some", checked)
+	}
+}
+
+// TestEveryFunctionStatesItsCachePolicy: Dagger keeps a function's result
+// for a week unless the function says otherwise. Those that depend on
+// the world (a registry they write to, tags that move) must say so, and
+// say why in their help; those that depend on their arguments only keep
+// the default.
+func TestEveryFunctionStatesItsCachePolicy(t *testing.T) {
+	want := map[string]string{
+		"New":      "",        // validates its arguments, nothing else
+		"Config":   "",        // renders files from the arguments
+		"Base":     "session", // starts from the base image's tag
+		"Node":     "session", // the same
+		"BuildAll": "never",   // writes to a registry
+		"Disks":    "session", // base, bound and builder images' tags
+		"Disk":     "session", // the same
+	}
+	src, err := os.ReadFile("main.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fn := range functions(t) {
+		policy, ok := want[fn.name]
+		if !ok {
+			t.Errorf("%s: no cache policy decided here; add it to this table", fn.name)
+			continue
+		}
+		m := regexp.MustCompile(`(?m)^// \+cache="(\w+)"\n(?:// .*\n)*func (?:\(m \*KafkaBootc\) )?` + fn.name + `\(`).FindSubmatch(src)
+		got := ""
+		if m != nil {
+			got = string(m[1])
+		}
+		if got != policy {
+			t.Errorf("%s: cache policy %q, want %q", fn.name, got, policy)
+		}
+		if policy != "" && !strings.Contains(strings.ToLower(fn.doc), map[string]string{"session": "one session", "never": "never cached"}[policy]) {
+			t.Errorf("%s: its help does not say why it is cached for %s", fn.name, policy)
+		}
+	}
+}
+
+const testSSHKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAum8sY+RanpZcPfSfVjkVew1EYradPyCQndq1YzLuRh admin@example.com"
 
 // TestEveryFunctionAndArgumentIsDocumented: doc comments are the CLI's help
 // text (dagger functions, dagger call X --help).
 func TestEveryFunctionAndArgumentIsDocumented(t *testing.T) {
-	fset := token.NewFileSet()
-	f, err := parser.ParseFile(fset, "main.go", nil, parser.ParseComments)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, _ := os.ReadFile("main.go")
-	lines := strings.Split(string(src), "\n")
-	functions := 0
-	for _, d := range f.Decls {
-		fn, ok := d.(*ast.FuncDecl)
-		if !ok || !fn.Name.IsExported() || (fn.Recv == nil && fn.Name.Name != "New") {
-			continue
+	for _, fn := range functions(t) {
+		if strings.TrimSpace(fn.doc) == "" {
+			t.Errorf("function %s has no doc comment", fn.name)
 		}
-		functions++
-		if fn.Doc == nil {
-			t.Errorf("function %s has no doc comment", fn.Name.Name)
-		}
-		for _, p := range fn.Type.Params.List {
-			if id, ok := p.Type.(*ast.SelectorExpr); ok && id.Sel.Name == "Context" {
-				continue
-			}
-			line := fset.Position(p.Pos()).Line - 1
-			// The argument's comment ends on the line above it; pragmas
-			// alone are not help text.
-			documented := false
-			for i := line - 1; i >= 0 && strings.HasPrefix(strings.TrimSpace(lines[i]), "//"); i-- {
-				if !strings.HasPrefix(strings.TrimSpace(lines[i]), "// +") {
-					documented = true
-				}
-			}
-			if !documented {
-				t.Errorf("%s: argument %s has no doc comment", fn.Name.Name, p.Names[0].Name)
+		for _, p := range fn.params {
+			if !p.ctx && strings.TrimSpace(p.doc) == "" {
+				t.Errorf("%s: argument %s has no doc comment", fn.name, p.name)
 			}
 		}
-	}
-	if functions < 7 {
-		t.Errorf("found %d functions; the parser missed some", functions)
 	}
 }
 
@@ -183,9 +340,7 @@ func engine(t *testing.T) {
 // gives the tree kept in tests/golden/default.
 func TestConfigExportsTheGoldenTreeOnAnEngine(t *testing.T) {
 	engine(t)
-	a := defaults(t)
-	a.sshKey = []string{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAum8sY+RanpZcPfSfVjkVew1EYradPyCQndq1YzLuRh admin@example.com"}
-	m, err := callNew(a)
+	m, err := newModule(t, map[string]any{"sshKey": []string{testSSHKey}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -95,6 +95,17 @@ func (c *Cluster) Host() string {
 	return host
 }
 
+// OnRegistryHost reports whether an image reference lives on the host of
+// the cluster's registry: a registry service that stands in for that host
+// serves it too.
+func (c *Cluster) OnRegistryHost(ref string) bool {
+	if c.Registry == "" {
+		return false
+	}
+	named, err := reference.ParseNormalizedNamed(ref)
+	return err == nil && reference.Domain(named) == c.Host()
+}
+
 // ErrNoRegistry says that disks need a registry: a disk installs its node
 // image under the registry reference, which is where bootc upgrade looks.
 var ErrNoRegistry = errors.New("registry: a disk needs --registry: it installs <registry>/<node>:<tag>, which is where bootc upgrade looks for updates")

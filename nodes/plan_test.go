@@ -272,6 +272,28 @@ func TestRegistryAndRefs(t *testing.T) {
 	}
 }
 
+func TestARegistryServiceServesOnlyImagesOnTheRegistrysHost(t *testing.T) {
+	s := exampleSpec()
+	s.Registry = "localhost:5000/e2e"
+	c := plan(t, s)
+	for ref, want := range map[string]bool{
+		"localhost:5000/e2e/base:moving":                              true,
+		"localhost:5000/other/base@sha256:" + strings.Repeat("a", 64): true,
+		"localhost/e2e/base:moving":                                   false,
+		"quay.io/centos-bootc/centos-bootc:stream9":                   false,
+		"centos-bootc:stream9":                                        false,
+		"not a reference":                                             false,
+	} {
+		if got := c.OnRegistryHost(ref); got != want {
+			t.Errorf("%s: on localhost:5000 = %v, want %v", ref, got, want)
+		}
+	}
+	s.Registry = ""
+	if plan(t, s).OnRegistryHost("localhost:5000/e2e/base:moving") {
+		t.Error("a cluster without a registry claims a registry host")
+	}
+}
+
 func TestDiskImagesPutEveryImageInBibStorage(t *testing.T) {
 	const digest = "@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 	s := exampleSpec()

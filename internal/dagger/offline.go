@@ -25,6 +25,7 @@ type (
 	ContainerWithMountedCacheOpts = sdk.ContainerWithMountedCacheOpts
 	ContainerPublishOpts          = sdk.ContainerPublishOpts
 	ContainerWithFileOpts         = sdk.ContainerWithFileOpts
+	ContainerFromOpts             = sdk.ContainerFromOpts
 	HTTPOpts                      = sdk.HTTPOpts
 	DirectoryWithNewFileOpts      = sdk.DirectoryWithNewFileOpts
 )
