@@ -1,6 +1,7 @@
 // End-to-end checks of kafka-bootc on a real Dagger engine: a small
 // cluster is published to a registry that runs as a Dagger service, pulled
-// back and inspected, and one node's disk is built with
+// back and inspected; reruns are checked against what the registry holds
+// and what it was sent; and one node's disk is built with
 // bootc-image-builder and inspected with qemu-img.
 //
 // Run them with: dagger call -m tests all
@@ -8,9 +9,13 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
 
 	"dagger/tests/internal/dagger"
 
@@ -21,23 +26,74 @@ import (
 type Tests struct{}
 
 const (
-	// registry is the address images are published under; the registry
-	// service answers for it.
-	registry = "registry.test/e2e"
+	// registryHost is the host images are published under. A registry
+	// service takes over a host name only: the scheme and port still come
+	// from the reference and the engine's registry config, and the engine
+	// speaks plain HTTP to localhost alone (containerd's rule), which is
+	// what registry:2 serves on port 5000. Any other name would be dialled
+	// with HTTPS on port 443.
+	registryHost  = "localhost:5000"
+	registryImage = "docker.io/library/registry:2.8.3"
+	// toolsImage runs the scripts that read and change the registry's
+	// storage: registry:2 has a shell, but not every tool they use.
+	toolsImage = "docker.io/library/debian:bookworm"
 	// passwordHash logs the disk user in; the tests never boot the disk.
 	passwordHash = "$6$kafkabootc$Jz1xEJVnCZ1RZ.DYmMhx3RjXbQt4cCX1S0ZP5Lk0oGd4n3J9Y3gkQG6pXz1bE5P8A1G2fS9jzW0Zb0u6Pf2Jq/"
+	// jmxJar stands in for the JMX exporter's jar, given as a file: the
+	// tests need no Maven Central, and nothing here runs Java.
+	jmxJar = "kafka-bootc end-to-end stand-in for jmx_prometheus_javaagent.jar\n"
 )
 
-// cluster is the cluster under test: one broker (node id 1) and one
-// controller (node id 2).
-func cluster() *dagger.KafkaBootc {
-	return dag.KafkaBootc(dagger.KafkaBootcOpts{Registry: registry, Brokers: 1, Controllers: 1})
+// registry is a registry:2 service whose storage, and a log of every
+// request it served, live in a cache volume of the given name, so that
+// they outlive the service: Dagger starts a service for each use.
+type registry struct {
+	svc  *dagger.Service
+	data *dagger.CacheVolume
 }
 
-// All runs every check concurrently and reports every failure.
+func newRegistry(volume string) registry {
+	data := dag.CacheVolume(volume)
+	svc := dag.Container().From(registryImage).
+		WithMountedCache("/var/lib/registry", data).
+		WithExposedPort(5000).
+		AsService(dagger.ContainerAsServiceOpts{Args: []string{"sh", "-c",
+			"exec registry serve /etc/docker/registry/config.yml 2>>/var/lib/registry/requests.log"}})
+	return registry{svc: svc, data: data}
+}
+
+// run runs a shell script next to the registry's storage, mounted at
+// /var/lib/registry. step names the step, so that no two steps share a
+// cached result.
+func (r registry) run(ctx context.Context, step, script string) (string, error) {
+	return dag.Container().From(toolsImage).
+		WithMountedCache("/var/lib/registry", r.data).
+		WithEnvVariable("STEP", step).
+		WithExec([]string{"sh", "-c", script}).
+		Stdout(ctx)
+}
+
+// cluster is the cluster under test: one broker (node id 1) and one
+// controller (node id 2), published under namespace on the registry host.
+func cluster(namespace string, opts dagger.KafkaBootcOpts) *dagger.KafkaBootc {
+	sum := sha256.Sum256([]byte(jmxJar))
+	opts.Registry = registryHost + "/" + namespace
+	opts.Brokers, opts.Controllers = 1, 1
+	opts.JmxExporterJar = dag.Directory().WithNewFile("jmx.jar", jmxJar).File("jmx.jar")
+	opts.JmxExporterSha256 = hex.EncodeToString(sum[:])
+	return dag.KafkaBootc(opts)
+}
+
+// nonce names what one run owns, such as a fresh registry.
+func nonce() string { return strconv.FormatInt(time.Now().UnixNano(), 36) }
+
+// All runs every check concurrently and reports every failure. Never
+// cached: a check must look at what the module does now.
+// +cache="never"
 func (m *Tests) All(ctx context.Context) error {
 	p := pool.New().WithContext(ctx)
 	p.Go(m.Images)
+	p.Go(m.Reruns)
 	p.Go(m.Disk)
 	return p.Wait()
 }
@@ -46,10 +102,11 @@ func (m *Tests) All(ctx context.Context) error {
 // every image back by the digest build-all printed, and checks inside it
 // the files and symlinks that config renders, the labels, the quadlets as
 // podman's generator turns them into services, and the bound images.
+// +cache="never"
 func (m *Tests) Images(ctx context.Context) error {
-	reg := dag.Container().From("docker.io/library/registry:2.8.3").WithExposedPort(5000).AsService()
-	kb := cluster()
-	out, err := kb.BuildAll(ctx, dagger.KafkaBootcBuildAllOpts{RegistryService: reg})
+	reg := newRegistry("kafka-bootc-e2e-images-" + nonce())
+	kb := cluster("e2e", dagger.KafkaBootcOpts{})
+	out, err := kb.BuildAll(ctx, dagger.KafkaBootcBuildAllOpts{RegistryService: reg.svc})
 	if err != nil {
 		return fmt.Errorf("build-all: %w", err)
 	}
@@ -69,10 +126,10 @@ func (m *Tests) Images(ctx context.Context) error {
 			if !ok {
 				return fmt.Errorf("build-all printed no reference for %s:\n%s", n.name, out)
 			}
-			if want := registry + "/" + n.name + ":latest@sha256:"; !strings.HasPrefix(ref, want) {
+			if want := registryHost + "/e2e/" + n.name + ":latest@sha256:"; !strings.HasPrefix(ref, want) {
 				return fmt.Errorf("%s: published as %q, want %s...", n.name, ref, want)
 			}
-			img := dag.Container().From(ref, dagger.ContainerFromOpts{RegistryService: reg})
+			img := dag.Container().From(ref, dagger.ContainerFromOpts{RegistryService: reg.svc})
 			if err := checkImage(ctx, img, config, n.name, n.role, n.id); err != nil {
 				return fmt.Errorf("%s: %w", n.name, err)
 			}
@@ -80,6 +137,102 @@ func (m *Tests) Images(ctx context.Context) error {
 		})
 	}
 	return p.Wait()
+}
+
+// Reruns checks that build-all never reports a publish that did not
+// happen, and never uploads what the registry has: after the registry
+// loses an image, a rerun with the same arguments publishes it again; a
+// rerun with nothing changed gives the same digests and uploads no layer.
+// +cache="never"
+func (m *Tests) Reruns(ctx context.Context) error {
+	reg := newRegistry("kafka-bootc-e2e-reruns-" + nonce())
+	buildAll := func(step string) (map[string]string, error) {
+		out, err := cluster("reruns", dagger.KafkaBootcOpts{}).BuildAll(ctx, dagger.KafkaBootcBuildAllOpts{RegistryService: reg.svc})
+		if err != nil {
+			return nil, fmt.Errorf("%s: build-all: %w", step, err)
+		}
+		return publishedRefs(out)
+	}
+	first, err := buildAll("first run")
+	if err != nil {
+		return err
+	}
+	// The log must show the first run's uploads, or the check on the third
+	// run below could not fail.
+	if n, err := reg.run(ctx, "count uploads of the first run", uploadsAfter(0)+" | wc -l"); err != nil || atoi(n) == 0 {
+		return fmt.Errorf("the registry's log shows no upload of the first run (%q, %v)", n, err)
+	}
+	const lost = "kafka-broker-1"
+	digest := first[lost][strings.LastIndex(first[lost], "@")+1:]
+	// registry:2's storage layout: a repository holds a manifest while
+	// this link exists (distribution's storage path spec).
+	link := "/var/lib/registry/docker/registry/v2/repositories/reruns/" + lost + "/_manifests/revisions/sha256/" +
+		strings.TrimPrefix(digest, "sha256:") + "/link"
+	has := fmt.Sprintf(`if [ -f %s ]; then echo present; else echo absent; fi`, link)
+	if got, err := reg.run(ctx, "before losing it", has); err != nil || strings.TrimSpace(got) != "present" {
+		return fmt.Errorf("the registry does not hold %s after the first run (%q, %v)", first[lost], got, err)
+	}
+	if _, err := reg.run(ctx, "lose "+digest, "rm -rf /var/lib/registry/docker/registry/v2/repositories/reruns/"+lost+"/_manifests"); err != nil {
+		return fmt.Errorf("deleting %s from the registry: %w", lost, err)
+	}
+	second, err := buildAll("the rerun after the registry lost " + lost)
+	if err != nil {
+		return err
+	}
+	if got, err := reg.run(ctx, "after the rerun", has); err != nil || strings.TrimSpace(got) != "present" {
+		return fmt.Errorf("the rerun printed %s, but the registry does not hold it (%q, %v)", second[lost], got, err)
+	}
+	if !equalRefs(first, second) {
+		return fmt.Errorf("the same build published other digests: %v, then %v", first, second)
+	}
+	// Every request the registry served so far is in the log; the third
+	// run may add HEADs and manifests, but no blob upload.
+	before, err := reg.run(ctx, "count requests after the rerun", "wc -l < /var/lib/registry/requests.log")
+	if err != nil {
+		return err
+	}
+	third, err := buildAll("the rerun with nothing changed")
+	if err != nil {
+		return err
+	}
+	if !equalRefs(first, third) {
+		return fmt.Errorf("the rerun with nothing changed published other digests: %v, then %v", first, third)
+	}
+	uploads, err := reg.run(ctx, "uploads after line "+strings.TrimSpace(before), uploadsAfter(atoi(before)))
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(uploads) != "" {
+		return fmt.Errorf("the rerun with nothing changed uploaded blobs:\n%s", uploads)
+	}
+	return nil
+}
+
+// BuildOnMovedBase publishes a changed base image under one tag, then runs
+// build-all on it with arguments that never change, and returns
+// build-all's output. Run it twice with different variants, each in a
+// session of its own: Dagger resolves a tag once per session. The second
+// run must print new digests; tests/moved_base_test.go does this.
+// +cache="never"
+func (m *Tests) BuildOnMovedBase(
+	ctx context.Context,
+	// What makes this base differ from the last one, written into it.
+	variant string,
+) (string, error) {
+	reg := newRegistry("kafka-bootc-e2e-moved-base")
+	base := registryHost + "/moved-base/centos-bootc:moving"
+	_, err := dag.Container().From("quay.io/centos-bootc/centos-bootc:stream9").
+		WithNewFile("/usr/share/kafka-bootc-e2e/variant", variant+"\n").
+		Publish(ctx, base, dagger.ContainerPublishOpts{RegistryService: reg.svc})
+	if err != nil {
+		return "", fmt.Errorf("publishing the base %s: %w", variant, err)
+	}
+	out, err := cluster("moved-base", dagger.KafkaBootcOpts{BaseImage: base}).
+		BuildAll(ctx, dagger.KafkaBootcBuildAllOpts{RegistryService: reg.svc})
+	if err != nil {
+		return "", fmt.Errorf("build-all: %w", err)
+	}
+	return out, nil
 }
 
 // publishedRefs reads build-all's "<node> <reference>" lines.
@@ -93,6 +246,30 @@ func publishedRefs(out string) (map[string]string, error) {
 		refs[node] = ref
 	}
 	return refs, nil
+}
+
+func equalRefs(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// uploadsAfter is a script that prints the requests, after the given line
+// of the registry's log, that start or continue a blob upload (a cross-
+// repository mount starts as one too).
+func uploadsAfter(line int) string {
+	return fmt.Sprintf(`{ tail -n +%d /var/lib/registry/requests.log | grep -E 'http\.request\.uri="?/v2/[^ ]*/blobs/uploads/' | grep -v 'http\.request\.method=HEAD' || true; }`, line+1)
+}
+
+func atoi(s string) int {
+	n, _ := strconv.Atoi(strings.TrimSpace(s))
+	return n
 }
 
 // verify compares the image with the rendered directories of its role and
@@ -119,7 +296,7 @@ grep -q -- "--storage-opt=additionalimagestore=/usr/lib/bootc/storage run --name
 grep -q -- "--env KAFKA_NODE_ID=$NODE_ID " /tmp/units || fail "node id $NODE_ID not in the service"
 grep -q -- "--network host" /tmp/units || fail "node-exporter is not on the host network"
 grep -q -- "-javaagent:/opt/kafka-bootc/jmx-exporter/jmx_prometheus_javaagent.jar=7071:" /tmp/units || fail "Kafka does not load the JMX exporter"
-[ -s /usr/share/kafka-bootc/jmx-exporter/jmx_prometheus_javaagent.jar ] || fail "no JMX exporter jar"
+[ "$(cat /usr/share/kafka-bootc/jmx-exporter/jmx_prometheus_javaagent.jar)" = "$JMX_JAR" ] || fail "the JMX exporter is not the jar given"
 [ "$(systemctl is-enabled bootc-fetch-apply-updates.timer 2>/dev/null || true)" = masked ] || fail "the auto-update timer is not masked"
 [ "$(cat /etc/hostname)" = "$NODE" ] || fail "hostname $(cat /etc/hostname)"
 `
@@ -141,6 +318,7 @@ func checkImage(ctx context.Context, img *dagger.Container, config *dagger.Direc
 		WithEnvVariable("UNIT", "kafka-"+role).
 		WithEnvVariable("NODE", node).
 		WithEnvVariable("NODE_ID", fmt.Sprint(id)).
+		WithEnvVariable("JMX_JAR", strings.TrimSuffix(jmxJar, "\n")).
 		WithExec([]string{"sh", "-c", verify}).
 		Sync(ctx)
 	return err
@@ -149,9 +327,10 @@ func checkImage(ctx context.Context, img *dagger.Container, config *dagger.Direc
 // Disk builds the controller's disk with bootc-image-builder and checks it
 // with qemu-img: a qcow2 of at least the 20 GiB root size, with bib's
 // manifest and the VM scripts beside it.
+// +cache="never"
 func (m *Tests) Disk(ctx context.Context) error {
 	const node = "kafka-controller-1"
-	disks := cluster().Disk(node, dagger.KafkaBootcDiskOpts{Password: dag.SetSecret("e2e-password-hash", passwordHash)})
+	disks := cluster("e2e", dagger.KafkaBootcOpts{}).Disk(node, dagger.KafkaBootcDiskOpts{Password: dag.SetSecret("e2e-password-hash", passwordHash)})
 	for _, p := range []string{node + "/manifest-qcow2.json", "start-vms.sh", "remove-vms.sh"} {
 		if _, err := disks.File(p).Size(ctx); err != nil {
 			return fmt.Errorf("disk: no %s: %w", p, err)

@@ -16,12 +16,15 @@ import (
 )
 
 type (
-	Container         = sdk.Container
-	Directory         = sdk.Directory
-	File              = sdk.File
-	Secret            = sdk.Secret
-	Service           = sdk.Service
-	ContainerFromOpts = sdk.ContainerFromOpts
+	Container              = sdk.Container
+	Directory              = sdk.Directory
+	File                   = sdk.File
+	Secret                 = sdk.Secret
+	Service                = sdk.Service
+	CacheVolume            = sdk.CacheVolume
+	ContainerFromOpts      = sdk.ContainerFromOpts
+	ContainerAsServiceOpts = sdk.ContainerAsServiceOpts
+	ContainerPublishOpts   = sdk.ContainerPublishOpts
 )
 
 // Client is the engine client with the dependency's constructor.
@@ -36,9 +39,12 @@ type KafkaBootc struct{ query *querybuilder.Selection }
 // KafkaBootcOpts are the optional arguments of kafka-bootc's constructor
 // that the tests use.
 type KafkaBootcOpts struct {
-	Registry    string
-	Brokers     int
-	Controllers int
+	Registry          string
+	Brokers           int
+	Controllers       int
+	BaseImage         string
+	JmxExporterSha256 string
+	JmxExporterJar    *File
 }
 
 // KafkaBootc constructs the module object.
@@ -53,6 +59,15 @@ func (c *Client) KafkaBootc(opts ...KafkaBootcOpts) *KafkaBootc {
 		}
 		if !querybuilder.IsZeroValue(opts[i].Controllers) {
 			q = q.Arg("controllers", opts[i].Controllers)
+		}
+		if !querybuilder.IsZeroValue(opts[i].BaseImage) {
+			q = q.Arg("baseImage", opts[i].BaseImage)
+		}
+		if !querybuilder.IsZeroValue(opts[i].JmxExporterSha256) {
+			q = q.Arg("jmxExporterSha256", opts[i].JmxExporterSha256)
+		}
+		if !querybuilder.IsZeroValue(opts[i].JmxExporterJar) {
+			q = q.Arg("jmxExporterJar", opts[i].JmxExporterJar)
 		}
 	}
 	return &KafkaBootc{query: q}
