@@ -65,14 +65,18 @@ func New(
 	// Number of brokers.
 	// +default=3
 	brokers int,
-	// Number of controllers.
+	// Number of controllers. Kafka 3.8's quorum voters are static: a
+	// running cluster cannot take a new controller set online, so choose
+	// it before the first start.
 	// +default=3
 	controllers int,
-	// Node ids of the brokers, one per broker (default 1..brokers).
+	// Node ids of the brokers, one per broker (default 1..brokers). Ids
+	// never change when either role grows.
 	// +optional
 	brokerIds []int,
-	// Node ids of the controllers, one per controller (default after the
-	// brokers' ids).
+	// Node ids of the controllers, one per controller (default
+	// 1001..1000+controllers). Clusters first built when controllers
+	// followed the brokers' ids keep theirs with, for 3+3, 4,5,6.
 	// +optional
 	controllerIds []int,
 	// bootc base image every node image starts from.

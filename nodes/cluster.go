@@ -128,6 +128,13 @@ func (c *Cluster) Count(r Role) int {
 	return n
 }
 
+// FirstID is the default node id of each role's first node; the others
+// follow in order. Each role has a range of its own, so that adding or
+// removing a node of one role never renumbers a node of the other: a node
+// id is stored in the node's data, and the controllers' ids are in the
+// quorum voters of every node.
+var FirstID = map[Role]int{Broker: 1, Controller: 1001}
+
 // Limits on what Plan accepts; they keep a typo from planning a thousand images.
 const (
 	MaxNodesPerRole = 99
@@ -205,7 +212,6 @@ func Plan(s Spec) (*Cluster, error) {
 	counts := map[Role]int{Broker: s.Brokers, Controller: s.Controllers}
 	ids := map[Role][]int{Broker: s.BrokerIDs, Controller: s.ControllerIDs}
 	specs := map[Role]RoleSpec{Broker: s.Broker, Controller: s.Controller}
-	next := 1
 	seen := map[int]string{}
 	for _, r := range Roles {
 		n := counts[r]
@@ -216,8 +222,7 @@ func Plan(s Spec) (*Cluster, error) {
 			return nil, fmt.Errorf("%s ids: %d given for %d %ss: give one per node or none", r, len(ids[r]), n, r)
 		}
 		for i := 1; i <= n; i++ {
-			id := next
-			next++
+			id := FirstID[r] + i - 1
 			if ids[r] != nil {
 				id = ids[r][i-1]
 			}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -111,11 +112,11 @@ func TestPlanNamesNodesAndIDsLikeTheReference(t *testing.T) {
 	c := plan(t, exampleSpec())
 	var got []string
 	for _, n := range c.Nodes {
-		got = append(got, n.Name+"="+string(rune('0'+n.ID)))
+		got = append(got, fmt.Sprintf("%s=%d", n.Name, n.ID))
 	}
 	want := []string{
 		"kafka-broker-1=1", "kafka-broker-2=2", "kafka-broker-3=3",
-		"kafka-controller-1=4", "kafka-controller-2=5", "kafka-controller-3=6",
+		"kafka-controller-1=1001", "kafka-controller-2=1002", "kafka-controller-3=1003",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("nodes %q, want %q", got, want)
@@ -350,5 +351,64 @@ func TestParseRole(t *testing.T) {
 	}
 	if _, err := ParseRole("combined"); err == nil || err.Error() != `role "combined": must be broker or controller` {
 		t.Errorf("ParseRole(combined): %v", err)
+	}
+}
+
+// TestGrowingNeverRenumbersANode: adding a broker, or a controller, leaves
+// the node id of every existing node as it was; adding a broker to three
+// leaves every file of every existing image as it was too, so nothing
+// running needs a new image.
+func TestGrowingNeverRenumbersANode(t *testing.T) {
+	ids := func(c *Cluster) map[string]int {
+		out := map[string]int{}
+		for _, n := range c.Nodes {
+			out[n.Name] = n.ID
+		}
+		return out
+	}
+	for _, grow := range []struct {
+		name string
+		more func(*Spec)
+	}{
+		{"a fourth broker", func(s *Spec) { s.Brokers++ }},
+		{"a fourth controller", func(s *Spec) { s.Controllers++ }},
+		{"a fifty-first broker", func(s *Spec) { s.Brokers = 51 }},
+	} {
+		t.Run(grow.name, func(t *testing.T) {
+			s := Default()
+			before := ids(plan(t, s))
+			grow.more(&s)
+			after := ids(plan(t, s))
+			for name, id := range before {
+				if after[name] != id {
+					t.Errorf("%s: node id %d became %d", name, id, after[name])
+				}
+			}
+		})
+	}
+
+	s := Default()
+	tree := func(s Spec) map[string]Entry {
+		entries, err := plan(t, s).Tree()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]Entry{}
+		for _, e := range entries {
+			out[e.Path] = e
+		}
+		return out
+	}
+	before := tree(s)
+	s.Brokers = 4
+	after := tree(s)
+	for path, e := range before {
+		a, ok := after[path]
+		if !ok || !bytes.Equal(a.Content, e.Content) || a.Target != e.Target || a.Mode != e.Mode {
+			t.Errorf("%s changed when a fourth broker was added", path)
+		}
+	}
+	if _, ok := after["kafka-broker-4/Containerfile"]; !ok {
+		t.Error("no image for the fourth broker")
 	}
 }

@@ -24,8 +24,8 @@ type Spec struct {
 	// Brokers and Controllers are the node counts, each at least 1.
 	Brokers     int
 	Controllers int
-	// BrokerIDs and ControllerIDs override the node ids (brokers 1..N, then
-	// controllers N+1..N+M); when set, one per node.
+	// BrokerIDs and ControllerIDs override the node ids (brokers 1..N,
+	// controllers 1001..1000+M); when set, one per node.
 	BrokerIDs     []int
 	ControllerIDs []int
 
@@ -89,7 +89,8 @@ const (
 )
 
 // Default returns the reference cluster: 3 brokers and 3 controllers named
-// kafka-broker-1..3 and kafka-controller-1..3, node ids 1..6.
+// kafka-broker-1..3 and kafka-controller-1..3, node ids 1..3 and
+// 1001..1003.
 func Default() Spec {
 	return Spec{
 		Name:              "kafka",

@@ -74,7 +74,7 @@ func (r registry) run(ctx context.Context, step, script string) (string, error) 
 }
 
 // cluster is the cluster under test: one broker (node id 1) and one
-// controller (node id 2), published under namespace on the registry host.
+// controller (node id 1001), published under namespace on the registry host.
 func cluster(namespace string, opts dagger.KafkaBootcOpts) *dagger.KafkaBootc {
 	sum := sha256.Sum256([]byte(jmxJar))
 	opts.Registry = registryHost + "/" + namespace
@@ -118,7 +118,7 @@ func (m *Tests) Images(ctx context.Context) error {
 	nodes := []struct {
 		name, role string
 		id         int
-	}{{"kafka-broker-1", "broker", 1}, {"kafka-controller-1", "controller", 2}}
+	}{{"kafka-broker-1", "broker", 1}, {"kafka-controller-1", "controller", 1001}}
 	p := pool.New().WithContext(ctx)
 	for _, n := range nodes {
 		p.Go(func(ctx context.Context) error {
