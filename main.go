@@ -390,34 +390,56 @@ func (m *KafkaBootc) BuildAll(
 	if c.Registry == "" && password != nil {
 		return "", errors.New("registry credentials: given without --registry; there is nowhere to publish")
 	}
-	// Results go by index: the pool reports them in completion order.
+	// Every node is built at once; the publishes follow in waves, so that
+	// the registry receives each layer once (see nodes.PublishWaves).
+	// Results go by index: pools finish in any order.
+	ctrs := make([]*dagger.Container, len(c.Nodes))
+	errs := make([]error, len(c.Nodes))
 	lines := make([]string, len(c.Nodes))
-	p := pool.New().WithContext(ctx)
+	index := map[string]int{}
+	built := pool.New()
 	for i, n := range c.Nodes {
-		p.Go(func(ctx context.Context) error {
-			ctr, err := m.node(c, n, registryService)
-			if err != nil {
-				return fmt.Errorf("%s: %w", n.Name, err)
+		index[n.Name] = i
+		built.Go(func() {
+			ctrs[i], errs[i] = m.node(c, n, registryService)
+			if errs[i] == nil {
+				ctrs[i], errs[i] = ctrs[i].Sync(ctx)
 			}
-			if c.Registry == "" {
-				if _, err := ctr.Sync(ctx); err != nil {
-					return fmt.Errorf("%s: %w", n.Name, err)
-				}
-				lines[i] = n.Name + " built"
-				return nil
-			}
-			if password != nil {
-				ctr = ctr.WithRegistryAuth(c.Host(), username, password)
-			}
-			ref, err := ctr.Publish(ctx, c.Ref(n), dagger.ContainerPublishOpts{RegistryService: registryService})
-			if err != nil {
-				return fmt.Errorf("%s: publish %s: %w", n.Name, c.Ref(n), err)
-			}
-			lines[i] = n.Name + " " + ref
-			return nil
+			lines[i] = n.Name + " built"
 		})
 	}
-	if err := p.Wait(); err != nil {
+	built.Wait()
+	if c.Registry != "" {
+		for _, wave := range c.PublishWaves() {
+			published := pool.New()
+			for _, n := range wave {
+				i := index[n.Name]
+				if errs[i] != nil {
+					continue
+				}
+				published.Go(func() {
+					ctr := ctrs[i]
+					if password != nil {
+						ctr = ctr.WithRegistryAuth(c.Host(), username, password)
+					}
+					ref, err := ctr.Publish(ctx, c.Ref(n), dagger.ContainerPublishOpts{RegistryService: registryService})
+					if err != nil {
+						errs[i] = fmt.Errorf("publish %s: %w", c.Ref(n), err)
+						return
+					}
+					lines[i] = n.Name + " " + ref
+				})
+			}
+			published.Wait()
+		}
+	}
+	var failed []error
+	for i, err := range errs {
+		if err != nil {
+			failed = append(failed, fmt.Errorf("%s: %w", c.Nodes[i].Name, err))
+		}
+	}
+	if err := errors.Join(failed...); err != nil {
 		return "", err
 	}
 	if c.Registry == "" {

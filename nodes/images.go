@@ -155,3 +155,33 @@ func (c *Cluster) DiskImages(n Node, published string) ([]StoredImage, error) {
 	}
 	return out, nil
 }
+
+// PublishWaves orders the nodes' publishes so that a registry receives each
+// layer once. Pushes that start together cannot mount from each other: each
+// uploads every layer that the registry lacks, the gigabytes of the bootc
+// base included. So the first node goes alone and uploads the base; then
+// the first node of each other role, which mounts the base and uploads its
+// role's layers; then every other node at once, each with only its own thin
+// layer to upload. The nodes keep the cluster's order within each wave.
+func (c *Cluster) PublishWaves() [][]Node {
+	var first, roleFirsts, rest []Node
+	seen := map[Role]bool{}
+	for _, n := range c.Nodes {
+		switch {
+		case len(first) == 0:
+			first = append(first, n)
+		case !seen[n.Role]:
+			roleFirsts = append(roleFirsts, n)
+		default:
+			rest = append(rest, n)
+		}
+		seen[n.Role] = true
+	}
+	var waves [][]Node
+	for _, w := range [][]Node{first, roleFirsts, rest} {
+		if len(w) > 0 {
+			waves = append(waves, w)
+		}
+	}
+	return waves
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -410,5 +411,54 @@ func TestGrowingNeverRenumbersANode(t *testing.T) {
 	}
 	if _, ok := after["kafka-broker-4/Containerfile"]; !ok {
 		t.Error("no image for the fourth broker")
+	}
+}
+
+func TestPublishWavesUploadEachSharedLayerOnce(t *testing.T) {
+	names := func(waves [][]Node) [][]string {
+		var out [][]string
+		for _, w := range waves {
+			var ns []string
+			for _, n := range w {
+				ns = append(ns, n.Name)
+			}
+			out = append(out, ns)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		brokers, controllers int
+		want                 [][]string
+	}{
+		{3, 3, [][]string{{"kafka-broker-1"}, {"kafka-controller-1"},
+			{"kafka-broker-2", "kafka-broker-3", "kafka-controller-2", "kafka-controller-3"}}},
+		{1, 1, [][]string{{"kafka-broker-1"}, {"kafka-controller-1"}}},
+		{2, 1, [][]string{{"kafka-broker-1"}, {"kafka-controller-1"}, {"kafka-broker-2"}}},
+	} {
+		s := Default()
+		s.Brokers, s.Controllers = tc.brokers, tc.controllers
+		if got := names(plan(t, s).PublishWaves()); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%d+%d: waves %v, want %v", tc.brokers, tc.controllers, got, tc.want)
+		}
+	}
+	// 30+3: every node is published exactly once, and each wave after the
+	// first two starts only when both roles' layers are in the registry.
+	s := Default()
+	s.Brokers = 30
+	c := plan(t, s)
+	waves := c.PublishWaves()
+	count := map[string]int{}
+	for _, w := range waves {
+		for _, n := range w {
+			count[n.Name]++
+		}
+	}
+	if len(count) != 33 || len(waves) != 3 || len(waves[2]) != 31 {
+		t.Errorf("30+3: %d nodes in %d waves (%d in the last)", len(count), len(waves), len(waves[len(waves)-1]))
+	}
+	for name, n := range count {
+		if n != 1 {
+			t.Errorf("%s is published %d times", name, n)
+		}
 	}
 }
