@@ -163,6 +163,11 @@ func New(
 	// Disk types to build: qcow2, raw, ami, vmdk, vhd, gce, anaconda-iso.
 	// +default=["qcow2"]
 	diskType []string,
+	// Export raw and ami disks as plain image/disk.raw files, as large as
+	// the disk. By default they leave as image/disk.raw.tar, a sparse tar
+	// archive that holds only the data (tar -xf restores the sparse disk).
+	// +optional
+	plainRaw bool,
 	// bootc-image-builder image. Keep the centos-bootc one:
 	// ghcr.io/osbuild/image-builder fails on bound images. Pin it by digest
 	// for repeatable disks.
@@ -181,7 +186,7 @@ func New(
 		ExporterPort: exporterPort, MetricsPort: metricsPort,
 		JMXExporterURL: jmxExporterUrl, JMXExporterSHA256: jmxExporterSha256,
 		Registry: registry, Tag: tag,
-		Disk: bib.Spec{User: diskUser, SSHKeys: sshKey, RootSizeGiB: rootSize, DataSizeGiB: dataSize, Types: diskType},
+		Disk: bib.Spec{User: diskUser, SSHKeys: sshKey, RootSizeGiB: rootSize, DataSizeGiB: dataSize, Types: diskType, PlainRaw: plainRaw},
 	}
 	// The Go SDK never sends a zero, so 0 cannot mean "leave it out": a
 	// caller in another module could not reach it.
@@ -594,7 +599,7 @@ func (m *KafkaBootc) diskRun(c *nodes.Cluster, n nodes.Node, published string) (
 	if err != nil {
 		return bib.Run{}, nil, err
 	}
-	outputs, err := bib.Outputs(c.Disk.Types)
+	outputs, err := c.Disk.Outputs()
 	if err != nil {
 		return bib.Run{}, nil, err
 	}
@@ -619,7 +624,7 @@ func (m *KafkaBootc) diskRun(c *nodes.Cluster, n nodes.Node, published string) (
 
 // withVMScripts adds the scripts that start and remove the nodes' VMs.
 func withVMScripts(dir *dagger.Directory, c *nodes.Cluster, ns []nodes.Node) (*dagger.Directory, error) {
-	outputs, err := bib.Outputs(c.Disk.Types)
+	outputs, err := c.Disk.Outputs()
 	if err != nil {
 		return nil, err
 	}

@@ -31,6 +31,9 @@ type Spec struct {
 	DataSizeGiB int
 	// Types are the disk types to build, for example "qcow2" or "raw".
 	Types []string
+	// PlainRaw exports raw disks as plain files, as large as the disk,
+	// instead of sparse-aware tar archives.
+	PlainRaw bool
 }
 
 // DefaultUser is the login user of the reference flow.

@@ -2,6 +2,8 @@ package bib
 
 import (
 	"fmt"
+	"path"
+	"regexp"
 	"strings"
 )
 
@@ -78,8 +80,24 @@ load() {
 			fmt.Fprintf(&b, "podman tag %s %s\n", quote(img.Pull), quote(img.Ref))
 		}
 	}
-	b.WriteString("exec " + shellWords(r.Args()) + "\n")
+	b.WriteString(shellWords(r.Args()) + "\n")
+	for _, o := range r.Outputs {
+		b.WriteString(o.pack(OutputDir))
+	}
 	return b.String()
+}
+
+// pack is the shell command that packs a sparse disk under dir into its
+// archive, holes kept as a map (GNU tar's --sparse; bib's image and every
+// Linux distribution have GNU tar), and removes the disk. It is empty for
+// a disk that leaves as it is.
+func (o Output) pack(dir string) string {
+	if !o.Sparse() {
+		return ""
+	}
+	return fmt.Sprintf("tar --sparse -C %s -cf %s %s\nrm %s\n",
+		quote(path.Join(dir, path.Dir(o.Path))), quote(path.Join(dir, o.Exported)),
+		quote(path.Base(o.Path)), quote(path.Join(dir, o.Path)))
 }
 
 func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
@@ -135,11 +153,18 @@ NETWORK=${NETWORK:-default}
 set -eu
 `)
 	for _, vm := range vms {
-		fmt.Fprintf(&start, `cp --sparse=always %[1]s/%[2]s "$IMAGES/%[1]s.%[3]s"
-virt-install --import --name %[1]s --memory %[4]d --vcpus %[5]d \
-	--disk "path=$IMAGES/%[1]s.%[3]s,format=%[3]s" --os-variant centos-stream9 \
+		if disk.Sparse() {
+			// tar restores the holes of an archive made with --sparse.
+			fmt.Fprintf(&start, `tar -xf %[1]s/%[2]s -C "$IMAGES" --transform 's|^%[4]s$|%[1]s.%[3]s|'
+`, vm.Name, disk.Exported, format, regexp.QuoteMeta(path.Base(disk.Path)))
+		} else {
+			fmt.Fprintf(&start, `cp --sparse=always %[1]s/%[2]s "$IMAGES/%[1]s.%[3]s"
+`, vm.Name, disk.Path, format)
+		}
+		fmt.Fprintf(&start, `virt-install --import --name %[1]s --memory %[3]d --vcpus %[4]d \
+	--disk "path=$IMAGES/%[1]s.%[2]s,format=%[2]s" --os-variant centos-stream9 \
 	--network "network=$NETWORK" --noautoconsole
-`, vm.Name, disk.Path, format, vm.MemoryMiB, vm.CPUs)
+`, vm.Name, format, vm.MemoryMiB, vm.CPUs)
 		fmt.Fprintf(&remove, "virsh destroy %[1]s || true\nvirsh undefine %[1]s --remove-all-storage || true\n", vm.Name)
 	}
 	return []Script{

@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"dagger/kafka-bootc/internal/containertest"
@@ -120,5 +121,97 @@ func TestScriptPullsDigestPinnedImages(t *testing.T) {
 		if !strings.Contains(s, want) {
 			t.Errorf("script lacks\n%s\nin\n%s", want, s)
 		}
+	}
+}
+
+// TestRawDisksLeaveSparse packs a sparse raw disk the way the builder
+// script does, with the real GNU tar, and restores it the way start-vms.sh
+// does: the archive holds the data, not the holes, and the restored disk
+// is the same file, sparse again.
+func TestRawDisksLeaveSparse(t *testing.T) {
+	outs, err := Spec{Types: []string{"raw"}}.Outputs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := outs[0]
+	if raw.Exported != "image/disk.raw.tar" {
+		t.Fatalf("raw disk exported as %s", raw.Exported)
+	}
+	dir := t.TempDir()
+	out := filepath.Join(dir, "kafka-broker-1")
+	disk := filepath.Join(out, raw.Path)
+	os.MkdirAll(filepath.Dir(disk), 0o755)
+	f, err := os.Create(disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const size, at = 4 << 30, 1 << 30
+	data := []byte(strings.Repeat("kafka-bootc", 100000))
+	if _, err := f.WriteAt(data, at); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	sh := func(script string, env ...string) {
+		t.Helper()
+		cmd := exec.Command("sh", "-ec", script)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), env...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v\n%s\n%s", err, script, out)
+		}
+	}
+	sh(raw.pack(out))
+	if _, err := os.Stat(disk); !os.IsNotExist(err) {
+		t.Errorf("the plain disk is still there after packing: %v", err)
+	}
+	archive, err := os.Stat(filepath.Join(out, raw.Exported))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if archive.Size() > 4<<20 {
+		t.Errorf("the archive of a %d-byte disk holding %d bytes takes %d bytes", size, len(data), archive.Size())
+	}
+
+	start := string(VMScripts([]VM{{"kafka-broker-1", 4096, 2}}, outs)[1].Content)
+	var restore string
+	for _, line := range strings.Split(start, "\n") {
+		if strings.HasPrefix(line, "tar ") {
+			restore = line
+		}
+	}
+	if restore == "" {
+		t.Fatalf("start-vms.sh does not unpack the raw disk:\n%s", start)
+	}
+	images := filepath.Join(dir, "images")
+	os.Mkdir(images, 0o755)
+	sh(restore, "IMAGES="+images)
+	restored := filepath.Join(images, "kafka-broker-1.raw")
+	st, err := os.Stat(restored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Size() != size {
+		t.Errorf("restored disk has %d bytes, want %d", st.Size(), size)
+	}
+	if blocks := st.Sys().(*syscall.Stat_t).Blocks * 512; blocks > 16<<20 {
+		t.Errorf("restored disk takes %d bytes on disk: not sparse", blocks)
+	}
+	got := make([]byte, len(data))
+	rf, _ := os.Open(restored)
+	defer rf.Close()
+	if _, err := rf.ReadAt(got, at); err != nil || string(got) != string(data) {
+		t.Errorf("restored disk lost its data: %v", err)
+	}
+	if !strings.Contains(start, `format=raw`) {
+		t.Errorf("start-vms.sh does not import a raw disk:\n%s", start)
+	}
+
+	plain, _ := Spec{Types: []string{"raw"}, PlainRaw: true}.Outputs()
+	if plain[0].Sparse() || plain[0].pack(out) != "" || strings.Contains(string(VMScripts([]VM{{"n", 2048, 1}}, plain)[1].Content), "tar ") {
+		t.Errorf("--plain-raw still packs the disk: %+v", plain[0])
 	}
 }

@@ -15,13 +15,21 @@ type Output struct {
 	BibType string
 	// Path is where bib writes the disk under /output.
 	Path string
+	// Exported is where the disk leaves the module: Path, or for a raw
+	// disk Path+".tar", a sparse-aware archive of it. A raw disk is a file
+	// as large as the disk and mostly holes, and a directory export writes
+	// holes out in full: a 20 GiB disk holding a few GiB would take 20.
+	Exported string
 }
+
+// Sparse reports whether the disk leaves packed in a sparse-aware archive.
+func (o Output) Sparse() bool { return o.Exported != o.Path }
 
 // outputs lists every disk type, in the order they are reported.
 var outputs = []Output{
 	{Type: "qcow2", BibType: "qcow2", Path: "qcow2/disk.qcow2"},
-	{Type: "raw", BibType: "raw", Path: "image/disk.raw"},
-	{Type: "ami", BibType: "ami", Path: "image/disk.raw"},
+	{Type: "raw", BibType: "raw", Path: "image/disk.raw", Exported: "image/disk.raw.tar"},
+	{Type: "ami", BibType: "ami", Path: "image/disk.raw", Exported: "image/disk.raw.tar"},
 	{Type: "vmdk", BibType: "vmdk", Path: "vmdk/disk.vmdk"},
 	{Type: "vhd", BibType: "vhd", Path: "vpc/disk.vhd"},
 	{Type: "gce", BibType: "gce", Path: "gce/image.tar.gz"},
@@ -57,10 +65,29 @@ func Outputs(types []string) ([]Output, error) {
 				return nil, fmt.Errorf("disk types %q and %q: both write %s; build them in separate runs", prev.Type, t, prev.Path)
 			}
 		}
-		res = append(res, outputs[i])
+		o := outputs[i]
+		if o.Exported == "" {
+			o.Exported = o.Path
+		}
+		res = append(res, o)
 	}
 	if len(res) > 1 && slices.ContainsFunc(res, func(o Output) bool { return o.Type == "anaconda-iso" }) {
 		return nil, fmt.Errorf("disk types %s: bootc-image-builder cannot build an installer ISO and disk images in one run; build anaconda-iso alone", strings.Join(types, ", "))
+	}
+	return res, nil
+}
+
+// Outputs resolves the spec's disk types; with PlainRaw, raw disks leave
+// as plain files instead of sparse-aware archives.
+func (s Spec) Outputs() ([]Output, error) {
+	res, err := Outputs(s.Types)
+	if err != nil {
+		return nil, err
+	}
+	if s.PlainRaw {
+		for i := range res {
+			res[i].Exported = res[i].Path
+		}
 	}
 	return res, nil
 }
