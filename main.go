@@ -284,12 +284,14 @@ func (m *KafkaBootc) base(c *nodes.Cluster, r nodes.Role, registry *dagger.Servi
 	return apply(dag.Container().From(img.From, from), img, given), nil
 }
 
-// Node returns a node's image: its role's base image plus one thin layer
-// with the hostname and the node's Kafka settings. Open a shell in it with
-// "node --name kafka-broker-1 terminal". Kept for one session only: it
-// starts from the base image's tag, which moves.
+// NodeImage returns a node's image: its role's base image plus one thin
+// layer with the hostname and the node's Kafka settings. Open a shell in it
+// with "node-image --name kafka-broker-1 terminal". (Not named "node":
+// Dagger v0.21's CLI loads file arguments through a core field of that
+// name, which a module function called node hides.) Kept for one session
+// only: it starts from the base image's tag, which moves.
 // +cache="session"
-func (m *KafkaBootc) Node(
+func (m *KafkaBootc) NodeImage(
 	// Node name, for example kafka-broker-1 or kafka-controller-3.
 	name string,
 ) (*dagger.Container, error) {

@@ -271,13 +271,13 @@ func TestEveryDocumentedValueIsReachableFromGo(t *testing.T) {
 // the default.
 func TestEveryFunctionStatesItsCachePolicy(t *testing.T) {
 	want := map[string]string{
-		"New":      "",        // validates its arguments, nothing else
-		"Config":   "",        // renders files from the arguments
-		"Base":     "session", // starts from the base image's tag
-		"Node":     "session", // the same
-		"BuildAll": "never",   // writes to a registry
-		"Disks":    "session", // base, bound and builder images' tags
-		"Disk":     "session", // the same
+		"New":       "",        // validates its arguments, nothing else
+		"Config":    "",        // renders files from the arguments
+		"Base":      "session", // starts from the base image's tag
+		"NodeImage": "session", // the same
+		"BuildAll":  "never",   // writes to a registry
+		"Disks":     "session", // base, bound and builder images' tags
+		"Disk":      "session", // the same
 	}
 	src, err := os.ReadFile("main.go")
 	if err != nil {
@@ -394,6 +394,22 @@ func TestWorkflowRunsTheModulesEngineVersion(t *testing.T) {
 		}
 		if cfg.EngineVersion != "v"+string(m[1]) {
 			t.Errorf("%s: engineVersion %s, but the workflow installs Dagger %s", path, cfg.EngineVersion, m[1])
+		}
+	}
+}
+
+// TestNoFunctionHidesACoreField: the Dagger CLI installs a module's
+// functions beside the core API's top-level fields, and loads file and
+// directory arguments through one of them (node). A function of the same
+// name hides the core field, and every such argument fails to load.
+func TestNoFunctionHidesACoreField(t *testing.T) {
+	query := reflect.TypeOf(&sdk.Query{})
+	for _, fn := range functions(t) {
+		if fn.name == "New" {
+			continue
+		}
+		if _, clash := query.MethodByName(fn.name); clash {
+			t.Errorf("function %s has the name of the core API's field %s", fn.name, strings.ToLower(fn.name[:1])+fn.name[1:])
 		}
 	}
 }
