@@ -360,9 +360,11 @@ func apply(ctr *dagger.Container, img nodes.Image, given map[string]*dagger.File
 }
 
 // BuildAll builds every node image concurrently and publishes each to
-// <registry>/<node>:<tag>. It returns one line per node with the published
-// reference pinned by digest: what nodes will run, whatever the tag later
-// points to. Without a registry it builds and checks every image and says
+// <registry>/<node>:<tag>: first one node, then the first of the other
+// role, then all the others at once, so that the registry receives each
+// shared layer once and later pushes mount it. It returns one line per
+// node with the published reference pinned by digest: what nodes will
+// run, whatever the tag later points to. Without a registry it builds and checks every image and says
 // that nothing was published. Every failing node is reported, not only
 // the first.
 //
