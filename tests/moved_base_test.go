@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-// TestARerunAfterTheBaseTagMovesPublishesNewDigests runs build-all twice
+// TestMovedBaseTagPublishesNewDigests runs build-all twice
 // with the same arguments, each time in a Dagger session of its own (one
 // dagger call each), after the base image's tag moved: the second run must
 // publish new digests for every node. A third run on the same base must
@@ -16,7 +16,7 @@ import (
 // engine, so it runs only when KAFKA_BOOTC_E2E_DAGGER names the CLI:
 //
 //	KAFKA_BOOTC_E2E_DAGGER=$(command -v dagger) go test -tags dagger_offline -run MovedBase ./...
-func TestARerunAfterTheBaseTagMovesPublishesNewDigests(t *testing.T) {
+func TestMovedBaseTagPublishesNewDigests(t *testing.T) {
 	cli := os.Getenv("KAFKA_BOOTC_E2E_DAGGER")
 	if cli == "" {
 		t.Skip("skipped: set KAFKA_BOOTC_E2E_DAGGER to the dagger CLI to run it on an engine")
