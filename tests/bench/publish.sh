@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Measures what build-all uploads to a registry that lacks the base image,
+# as a first push to a new registry does: bytes uploaded against unique
+# bytes, and wall time, for a cold run and for a rerun with nothing changed.
+#
+# It runs on the local engine of ../shared/engine, whose registry at
+# 127.0.0.1:5000 is both the mirror of quay.io (where the stand-in base is
+# pulled from) and, as localhost:5000, the registry published to. The two
+# names are two registries to containerd, so no layer of the base can be
+# mounted from where it was pulled: every upload of it is counted.
+#
+#   ENGINE_DIR=/root/dagger-engine tests/bench/publish.sh [MODULE]
+#
+# MODULE is the kafka-bootc checkout to measure (default: this one), so an
+# older one can be measured side by side. BASE_MIB (1500), BROKERS (3) and
+# CONTROLLERS (3) size the run.
+set -euo pipefail
+: "${ENGINE_DIR:?set ENGINE_DIR to the directory of the local engine}"
+module=$(cd "${1:-$(dirname "$0")/../..}" && pwd)
+dagger=${DAGGER:-dagger}
+base_mib=${BASE_MIB:-1500}
+brokers=${BROKERS:-3}
+controllers=${CONTROLLERS:-3}
+log=$ENGINE_DIR/logs/registry.log
+blobs=$ENGINE_DIR/registry-data/docker/registry/v2/blobs/sha256
+run=bench-$(date +%s)
+empty=$(mktemp -d)
+trap 'rm -rf "$empty"' EXIT
+
+# A stand-in base of realistic size: the fixture plus random, so
+# incompressible, bytes, under a tag of its own on the quay.io mirror. It is
+# pushed as 127.0.0.1:5000, a name that shares no host with localhost:5000
+# either, so that the engine knows no repository there to mount it from.
+(cd "$empty" && "$dagger" -q -c "container | from quay.io/centos-bootc/centos-bootc:stream9 |
+  with-exec -- sh -c 'mkdir -p /usr/share/bench && echo $run > /usr/share/bench/run && dd if=/dev/urandom of=/usr/share/bench/base.bin bs=1048576 count=$base_mib 2>/dev/null' |
+  publish 127.0.0.1:5000/centos-bootc/centos-bootc:$run" >/dev/null)
+
+# measure NAME: runs build-all and prints what the registry received.
+measure() {
+  local from start end
+  from=$(($(wc -l <"$log") + 1))
+  start=$(date +%s.%N)
+  "$dagger" -q call -m "$module" --registry "localhost:5000/$run" \
+    --base-image "quay.io/centos-bootc/centos-bootc:$run" --brokers "$brokers" --controllers "$controllers" \
+    --no-jmx-exporter build-all >/dev/null
+  end=$(date +%s.%N)
+  # Completed uploads: PUT .../blobs/uploads/...&digest=sha256%3A<hex>, 201.
+  # Mounts: POST .../blobs/uploads/?mount=sha256:<hex>, 201.
+  tail -n +"$from" "$log" | awk -v run="/v2/$run/" -v blobs="$blobs" -v name="$1" \
+    -v secs="$(echo "$end - $start" | bc)" '
+    function size(d,   f, cmd, s) { f = blobs "/" substr(d, 1, 2) "/" d "/data"; cmd = "stat -c %s " f; cmd | getline s; close(cmd); return s + 0 }
+    $0 ~ /"PUT / && index($0, run) && / 201 / && match($0, /digest=sha256%3A[0-9a-f]+/) {
+      d = substr($0, RSTART + 16, RLENGTH - 16); n++; up += size(d); uniq[d] = 1 }
+    $0 ~ /"POST / && index($0, run) && / 201 / && match($0, /mount=sha256:[0-9a-f]+/) {
+      mounts++; uniq[substr($0, RSTART + 13, RLENGTH - 13)] = 1 }
+    END {
+      for (d in uniq) u += size(d)
+      printf "%-28s %6.1f s  uploads %3d  mounts %3d  uploaded %8.1f MiB  unique %8.1f MiB  ratio %s\n",
+        name, secs, n, mounts, up / 1048576, u / 1048576, (u > 0 ? sprintf("%.2f", up / u) : "-")
+    }'
+}
+
+echo "build-all, $brokers brokers + $controllers controllers, base of $base_mib MiB random, module $module"
+measure "cold (registry lacks all)"
+measure "rerun, nothing changed"
