@@ -58,7 +58,7 @@ func newRegistry(volume string) registry {
 		WithMountedCache("/var/lib/registry", data).
 		WithExposedPort(5000).
 		AsService(dagger.ContainerAsServiceOpts{Args: []string{"sh", "-c",
-			"exec registry serve /etc/docker/registry/config.yml 2>>/var/lib/registry/requests.log"}})
+			"exec registry serve /etc/docker/registry/config.yml >>/var/lib/registry/requests.log 2>&1"}})
 	return registry{svc: svc, data: data}
 }
 
