@@ -75,8 +75,8 @@ func New(
 	// +optional
 	brokerIds []int,
 	// Node ids of the controllers, one per controller (default
-	// 1001..1000+controllers). Clusters first built when controllers
-	// followed the brokers' ids keep theirs with, for 3+3, 4,5,6.
+	// 1001..1000+controllers). A 3+3 cluster first built when controllers
+	// were numbered after the brokers keeps its ids with 4,5,6.
 	// +optional
 	controllerIds []int,
 	// bootc base image every node image starts from.
@@ -364,9 +364,9 @@ func apply(ctr *dagger.Container, img nodes.Image, given map[string]*dagger.File
 // role, then all the others at once, so that the registry receives each
 // shared layer once and later pushes mount it. It returns one line per
 // node with the published reference pinned by digest: what nodes will
-// run, whatever the tag later points to. Without a registry it builds and checks every image and says
-// that nothing was published. Every failing node is reported, not only
-// the first.
+// run, whatever the tag later points to. Without a registry it builds and
+// checks every image and says that nothing was published. Every failing
+// node is reported, not only the first.
 //
 // Never cached: it writes to a registry, which may have lost an image
 // since the last run, and it starts from tags that move. Reruns stay cheap
@@ -413,8 +413,8 @@ func (m *KafkaBootc) BuildAll(
 			ctrs[i], errs[i] = m.node(c, n, registryService)
 			if errs[i] == nil {
 				ctrs[i], errs[i] = ctrs[i].Sync(ctx)
+				lines[i] = n.Name + " built"
 			}
-			lines[i] = n.Name + " built"
 		})
 	}
 	built.Wait()

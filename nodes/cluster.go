@@ -128,12 +128,17 @@ func (c *Cluster) Count(r Role) int {
 	return n
 }
 
-// FirstID is the default node id of each role's first node; the others
+// FirstID is the default node id of the role's first node; the others
 // follow in order. Each role has a range of its own, so that adding or
 // removing a node of one role never renumbers a node of the other: a node
 // id is stored in the node's data, and the controllers' ids are in the
 // quorum voters of every node.
-var FirstID = map[Role]int{Broker: 1, Controller: 1001}
+func (r Role) FirstID() int {
+	if r == Controller {
+		return 1001
+	}
+	return 1
+}
 
 // Limits on what Plan accepts; they keep a typo from planning a thousand images.
 const (
@@ -222,7 +227,7 @@ func Plan(s Spec) (*Cluster, error) {
 			return nil, fmt.Errorf("%s ids: %d given for %d %ss: give one per node or none", r, len(ids[r]), n, r)
 		}
 		for i := 1; i <= n; i++ {
-			id := FirstID[r] + i - 1
+			id := r.FirstID() + i - 1
 			if ids[r] != nil {
 				id = ids[r][i-1]
 			}
