@@ -106,6 +106,7 @@ func (c *Cluster) RoleImage(r Role) (Image, error) {
 		{Path: kafkaPath, Content: kafka, Mode: 0o644},
 		{Path: exporterPath, Content: exporter, Mode: 0o644},
 		{Path: tmpfilesConf, Content: c.tmpfiles(), Mode: 0o644},
+		{Path: sudoersPath, Content: c.sudoers(r), Mode: 0o440},
 	}
 	var downloads []Download
 	if c.MetricsPort != 0 {

@@ -1,0 +1,71 @@
+package nodes
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestSudoersAllowsExactlyTheRootProbes checks the role images' sudoers
+// drop-in with sudo's own parser (visudo -c), and that it names every
+// probe that needs root, escaped as sudoers(5) requires, and no other.
+func TestSudoersAllowsExactlyTheRootProbes(t *testing.T) {
+	visudo, err := exec.LookPath("visudo")
+	if err != nil {
+		t.Skip("skipped: visudo (Debian's sudo) is not installed")
+	}
+	c := plan(t, Default())
+	for _, r := range Roles {
+		file := filepath.Join(t.TempDir(), "kafka-bootc")
+		if err := os.WriteFile(file, c.sudoers(r), 0o440); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(visudo, "-c", "-f", file).CombinedOutput(); err != nil {
+			t.Errorf("%s: visudo refuses the drop-in: %v\n%s\n%s", r, err, out, c.sudoers(r))
+		}
+		got := string(c.sudoers(r))
+		for _, p := range c.Probes(r) {
+			escaped := sudoersEscape(strings.Join(p.Argv, " "))
+			if strings.Contains(got, escaped) != p.Root {
+				t.Errorf("%s: probe %q (root %v) in the drop-in: %v", r, p.Name, p.Root, !p.Root)
+			}
+		}
+	}
+}
+
+func TestSudoersEscapesWhatSudoersReads(t *testing.T) {
+	if got := sudoersEscape(`a,b:c=d\e`); got != `a\,b\:c\=d\\e` {
+		t.Errorf("escaped %q", got)
+	}
+}
+
+func TestProbesRunKafkasToolsAgainstTheNodeItself(t *testing.T) {
+	s := Default()
+	s.Broker.Port, s.Controller.Port = 19092, 19093
+	c := plan(t, s)
+	names := func(r Role) (out []string) {
+		for _, p := range c.Probes(r) {
+			out = append(out, p.Name)
+		}
+		return out
+	}
+	if got := names(Controller); !slices.Equal(got, []string{ProbeBootc, ProbeUnit, ProbeQuorum}) {
+		t.Errorf("controller probes %v", got)
+	}
+	if got := names(Broker); !slices.Equal(got, []string{ProbeBootc, ProbeUnit, ProbeUnderReplicated, ProbeUnavailable}) {
+		t.Errorf("broker probes %v", got)
+	}
+	for _, r := range Roles {
+		for _, p := range c.Probes(r) {
+			cmd := strings.Join(p.Argv, " ")
+			if strings.Contains(cmd, "kafka-") && strings.HasPrefix(cmd, "/usr/bin/podman exec ") {
+				if !strings.HasPrefix(cmd, "/usr/bin/podman exec "+r.Unit()+" /opt/kafka/bin/") || !strings.Contains(cmd, "localhost:"+map[Role]string{Broker: "19092", Controller: "19093"}[r]) {
+					t.Errorf("%s: %s does not run in the node's own Kafka container against its own port", r, cmd)
+				}
+			}
+		}
+	}
+}
