@@ -1,0 +1,269 @@
+// Package health reads the state of a running cluster: bootc's view of each
+// node's images, its Kafka unit, the metadata quorum and the partitions.
+// It reaches nodes only through a Runner, so that its logic is tested
+// against fakes and the transport (package remote) against a real sshd.
+package health
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"dagger/kafka-bootc/nodes"
+
+	"github.com/sourcegraph/conc/pool"
+)
+
+// Runner runs commands on nodes.
+type Runner interface {
+	// Run runs argv on the node at host and returns its standard output.
+	// A command that exits non-zero returns its output and an error.
+	Run(ctx context.Context, host string, argv []string) ([]byte, error)
+}
+
+// Node is a node of the cluster and where to reach it.
+type Node struct {
+	nodes.Node
+	// Host is the node's address, host or host:port.
+	Host string
+	// Published is the digest published for the node (sha256:...), or
+	// empty when it is not known.
+	Published string
+}
+
+// Row is what the checks read of one node.
+type Row struct {
+	Node
+	// Err says why the node could not be read; the rest is then empty.
+	Err   error
+	Bootc Bootc
+	// Unit is the Kafka unit's state as systemctl is-active prints it.
+	Unit string
+	// Replica is the node in the metadata quorum, nil when it is not in it
+	// or the quorum could not be read.
+	Replica *Replica
+	// URP counts the under-replicated partitions that this broker leads;
+	// -1 for a controller, or when the partitions could not be read.
+	URP int
+}
+
+// Report is the state of the whole cluster.
+type Report struct {
+	Rows []Row
+	// Leader is the id of the quorum's leader, -1 when unknown.
+	Leader int
+	// Problems say what makes the cluster unhealthy, one line each.
+	Problems []string
+}
+
+// Healthy reports whether the checks found nothing wrong.
+func (r Report) Healthy() bool { return len(r.Problems) == 0 }
+
+// MaxVoterLagMs is how far, in time, a voter's last caught-up moment may be
+// behind the leader's for the voter to count as caught up: the measure that
+// kafka-metadata-quorum.sh describe --status prints as MaxFollowerLagTimeMs.
+const MaxVoterLagMs = 5000
+
+// Check reads every node and the cluster's Kafka state. It needs the
+// nodes' role probes (nodes.Cluster.Probes); root probes run through
+// "sudo -n", which the role image's sudoers drop-in allows.
+func Check(ctx context.Context, run Runner, c *nodes.Cluster, ns []Node) Report {
+	probe := func(ctx context.Context, n Node, name string) ([]byte, error) {
+		for _, p := range c.Probes(n.Role) {
+			if p.Name == name {
+				argv := p.Argv
+				if p.Root {
+					argv = append([]string{"sudo", "-n"}, argv...)
+				}
+				return run.Run(ctx, n.Host, argv)
+			}
+		}
+		return nil, fmt.Errorf("no %s probe on a %s", name, n.Role)
+	}
+	rows := make([]Row, len(ns))
+	p := pool.New()
+	for i, n := range ns {
+		p.Go(func() {
+			row := Row{Node: n, URP: -1}
+			out, err := probe(ctx, n, nodes.ProbeBootc)
+			if err == nil {
+				row.Bootc, err = ParseBootc(out)
+			}
+			if err != nil {
+				row.Err = err
+				rows[i] = row
+				return
+			}
+			// is-active exits non-zero for any state but active; the
+			// state is what it prints.
+			out, _ = probe(ctx, n, nodes.ProbeUnit)
+			if row.Unit = strings.TrimSpace(string(out)); row.Unit == "" {
+				row.Unit = "unknown"
+			}
+			rows[i] = row
+		})
+	}
+	p.Wait()
+
+	rep := Report{Rows: rows, Leader: -1}
+	problem := func(format string, args ...any) { rep.Problems = append(rep.Problems, fmt.Sprintf(format, args...)) }
+	for _, r := range rows {
+		switch {
+		case r.Err != nil:
+			problem("%s: %v", r.Name, r.Err)
+		case r.Unit != "active":
+			problem("%s: the Kafka unit is %s", r.Name, r.Unit)
+		}
+	}
+
+	// The cluster's state, read from the first node of the role that
+	// answers.
+	first := func(role nodes.Role, name string, parse func([]byte) error) error {
+		var errs []error
+		for _, r := range rows {
+			if r.Role != role || r.Err != nil || r.Unit != "active" {
+				continue
+			}
+			out, err := probe(ctx, r.Node, name)
+			if err == nil {
+				if err = parse(out); err == nil {
+					return nil
+				}
+			}
+			errs = append(errs, fmt.Errorf("%s: %w", r.Name, err))
+		}
+		if len(errs) == 0 {
+			return fmt.Errorf("no %s with an active Kafka unit to ask", role)
+		}
+		return errors.Join(errs...)
+	}
+
+	var quorum []Replica
+	if err := first(nodes.Controller, nodes.ProbeQuorum, func(out []byte) (err error) {
+		quorum, err = ParseReplication(out)
+		return err
+	}); err != nil {
+		problem("metadata quorum: cannot be read: %v", oneLine(err))
+	} else {
+		var leader *Replica
+		byID := map[int]*Replica{}
+		for i := range quorum {
+			byID[quorum[i].ID] = &quorum[i]
+			if quorum[i].Status == "Leader" {
+				leader = &quorum[i]
+				rep.Leader = quorum[i].ID
+			}
+		}
+		if leader == nil {
+			problem("metadata quorum: no leader")
+		}
+		for i := range rep.Rows {
+			r := &rep.Rows[i]
+			r.Replica = byID[r.ID]
+			switch {
+			case r.Role == nodes.Controller && (r.Replica == nil || r.Replica.Status == "Observer"):
+				problem("%s: node %d is not a voter of the metadata quorum", r.Name, r.ID)
+			case r.Role == nodes.Controller && leader != nil && !caughtUp(*leader, *r.Replica):
+				problem("%s: behind the quorum leader by %d records (last caught up %d ms after the leader's)",
+					r.Name, r.Replica.Lag, leader.LastCaughtUp-r.Replica.LastCaughtUp)
+			case r.Role == nodes.Broker && r.Replica == nil:
+				problem("%s: node %d does not fetch the cluster's metadata (no observer of the quorum)", r.Name, r.ID)
+			}
+		}
+	}
+
+	var urp, offline []Partition
+	if err := first(nodes.Broker, nodes.ProbeUnderReplicated, func(out []byte) (err error) {
+		urp, err = ParsePartitions(out)
+		return err
+	}); err != nil {
+		problem("partitions: cannot be read: %v", oneLine(err))
+	} else {
+		for i := range rep.Rows {
+			r := &rep.Rows[i]
+			if r.Role != nodes.Broker {
+				continue
+			}
+			r.URP = 0
+			for _, p := range urp {
+				if p.Leader == r.ID {
+					r.URP++
+				}
+			}
+		}
+		if len(urp) > 0 {
+			problem("partitions: %d under-replicated", len(urp))
+		}
+	}
+	if err := first(nodes.Broker, nodes.ProbeUnavailable, func(out []byte) (err error) {
+		offline, err = ParsePartitions(out)
+		return err
+	}); err == nil && len(offline) > 0 {
+		problem("partitions: %d without a leader on a live broker", len(offline))
+	}
+	return rep
+}
+
+// caughtUp reports whether a voter has kept up with the leader lately.
+func caughtUp(leader, voter Replica) bool {
+	if voter.ID == leader.ID {
+		return true
+	}
+	return voter.LastCaughtUp >= 0 && leader.LastCaughtUp-voter.LastCaughtUp <= MaxVoterLagMs
+}
+
+func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
+
+// Table prints a row per node, then the problems or "healthy".
+func (r Report) Table() string {
+	var b strings.Builder
+	w := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "NODE\tROLE\tID\tBOOTED\tSTAGED\tPUBLISHED\tKAFKA\tQUORUM\tURP")
+	for _, row := range r.Rows {
+		if row.Err != nil {
+			fmt.Fprintf(w, "%s\t%s\t%d\tunreachable\t-\t-\t-\t-\t-\n", row.Name, row.Role, row.ID)
+			continue
+		}
+		published := "-"
+		switch row.Published {
+		case "":
+		case row.Bootc.Booted:
+			published = "yes"
+		case row.Bootc.Staged:
+			published = "staged"
+		default:
+			published = "no"
+		}
+		quorum := "-"
+		if q := row.Replica; q != nil {
+			quorum = fmt.Sprintf("%s, lag %d", strings.ToLower(q.Status), q.Lag)
+		}
+		urp := "-"
+		if row.URP >= 0 {
+			urp = fmt.Sprint(row.URP)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", row.Name, row.Role, row.ID,
+			short(row.Bootc.Booted), short(row.Bootc.Staged), published, row.Unit, quorum, urp)
+	}
+	w.Flush()
+	if r.Healthy() {
+		b.WriteString("healthy\n")
+	} else {
+		b.WriteString("unhealthy:\n")
+		for _, p := range r.Problems {
+			b.WriteString("  " + p + "\n")
+		}
+	}
+	return b.String()
+}
+
+// short shortens a digest to the 12 hex digits that podman shows.
+func short(digest string) string {
+	if digest == "" {
+		return "-"
+	}
+	d := strings.TrimPrefix(digest, "sha256:")
+	return d[:min(12, len(d))]
+}

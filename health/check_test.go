@@ -1,0 +1,256 @@
+package health
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"dagger/kafka-bootc/nodes"
+)
+
+// bootcJSON is "bootc status --format=json" of a node that booted one
+// image and staged another, in bootc's host-v1 schema.
+func bootcJSON(booted, staged string) string {
+	entry := func(digest string) string {
+		if digest == "" {
+			return "null"
+		}
+		return fmt.Sprintf(`{"image":{"image":{"image":"quay.io/me/node:latest","transport":"registry"},"version":"stream9","timestamp":null,"imageDigest":%q,"architecture":"amd64"},"cachedUpdate":null,"incompatible":false,"pinned":false,"downloadOnly":false,"store":"ostreeContainer","ostree":{"stateroot":"default","checksum":"26836632adf6228d64ef07a26fd3efaf177104efd1f341a2cf7909a3e4e2c72c","deploySerial":0}}`, digest)
+	}
+	return fmt.Sprintf(`{"apiVersion":"org.containers.bootc/v1","kind":"BootcHost","metadata":{"name":"host"},"spec":{"image":{"image":"quay.io/me/node:latest","transport":"registry"},"bootOrder":"default"},"status":{"staged":%s,"booted":%s,"rollback":null,"rollbackQueued":false,"type":"bootcHost"}}`,
+		entry(staged), entry(booted))
+}
+
+// replication is "kafka-metadata-quorum.sh describe --replication" as
+// Kafka 3.8 prints it: ToolsUtils.prettyPrintTable pads each value to its
+// column's width and ends it with a tab. 1003 last caught up 9 s after the
+// leader (a voter that fell behind), broker 3 lags by one record.
+const replication = "NodeId\tLogEndOffset\tLag\tLastFetchTimestamp\tLastCaughtUpTimestamp\tStatus  \t\n" +
+	"1001  \t4213        \t0  \t1795731220412     \t1795731220412        \tLeader  \t\n" +
+	"1002  \t4213        \t0  \t1795731220230     \t1795731220230        \tFollower\t\n" +
+	"1003  \t4190        \t23 \t1795731212101     \t1795731211117        \tFollower\t\n" +
+	"1     \t4213        \t0  \t1795731220395     \t1795731220395        \tObserver\t\n" +
+	"2     \t4213        \t0  \t1795731220388     \t1795731220388        \tObserver\t\n" +
+	"3     \t4212        \t1  \t1795731220301     \t1795731220301        \tObserver\t\n"
+
+// underReplicated is "kafka-topics.sh --describe --under-replicated-partitions"
+// as Kafka 3.8 prints it (PartitionDescription.printDescription).
+const underReplicated = "\tTopic: orders\tPartition: 0\tLeader: 1\tReplicas: 1,2,3\tIsr: 1,3\tElr: N/A\tLastKnownElr: N/A\n" +
+	"\tTopic: orders\tPartition: 4\tLeader: 1\tReplicas: 2,1,3\tIsr: 1,3\tElr: N/A\tLastKnownElr: N/A\n" +
+	"\tTopic: payments\tPartition: 2\tLeader: 3\tReplicas: 3,2,1\tIsr: 3,1\tElr: N/A\tLastKnownElr: N/A\n"
+
+const unavailable = "\tTopic: orders\tPartition: 7\tLeader: none\tReplicas: 2\tIsr: \tElr: N/A\tLastKnownElr: N/A\n"
+
+// fakeNode is a node as the fake runner serves it.
+type fakeNode struct {
+	down                               bool
+	booted, staged, unit               string
+	quorum, urp, unavailable, bootcErr string
+}
+
+// fake runs the probes against fake nodes, by host. It refuses any other
+// command, and root probes that do not go through sudo -n.
+type fake map[string]*fakeNode
+
+func (f fake) Run(_ context.Context, host string, argv []string) ([]byte, error) {
+	n := f[host]
+	if n == nil || n.down {
+		return nil, fmt.Errorf("dial tcp %s:22: connect: no route to host", host)
+	}
+	cmd := strings.Join(argv, " ")
+	switch {
+	case cmd == "sudo -n /usr/bin/bootc status --format=json":
+		if n.bootcErr != "" {
+			return nil, errors.New(n.bootcErr)
+		}
+		return []byte(bootcJSON(n.booted, n.staged)), nil
+	case strings.HasPrefix(cmd, "/usr/bin/systemctl is-active kafka-"):
+		if n.unit != "active" {
+			return []byte(n.unit + "\n"), errors.New("exit status 3")
+		}
+		return []byte("active\n"), nil
+	case strings.HasPrefix(cmd, "sudo -n /usr/bin/podman exec kafka-controller /opt/kafka/bin/kafka-metadata-quorum.sh --bootstrap-controller localhost:9093 describe --replication"):
+		return []byte(n.quorum), nil
+	case cmd == "sudo -n /usr/bin/podman exec kafka-broker /opt/kafka/bin/kafka-topics.sh --bootstrap-server localhost:9092 --describe --under-replicated-partitions":
+		return []byte(n.urp), nil
+	case cmd == "sudo -n /usr/bin/podman exec kafka-broker /opt/kafka/bin/kafka-topics.sh --bootstrap-server localhost:9092 --describe --unavailable-partitions":
+		return []byte(n.unavailable), nil
+	}
+	return nil, fmt.Errorf("fake %s: unexpected command %q", host, cmd)
+}
+
+const (
+	current = "sha256:736b359467c9437c1ac915acaae952aad854e07eb4a16a94999a48af08c83c34"
+	next    = "sha256:16dc2b6256b4ff0d2ec18d2dbfb06d117904010c8cf9732cdb022818cf7a7566"
+)
+
+// healthyQuorum is replication with every voter caught up.
+var healthyQuorum = strings.Replace(replication, "1795731211117", "1795731220100", 1)
+
+// cluster is the default cluster, every node healthy and booted on the
+// published image.
+func cluster(t *testing.T) (*nodes.Cluster, []Node, fake) {
+	t.Helper()
+	c, err := nodes.Plan(nodes.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := fake{}
+	var ns []Node
+	for _, n := range c.Nodes {
+		ns = append(ns, Node{Node: n, Host: n.Hostname, Published: current})
+		f[n.Hostname] = &fakeNode{booted: current, unit: "active", quorum: healthyQuorum}
+	}
+	return c, ns, f
+}
+
+func check(t *testing.T, c *nodes.Cluster, ns []Node, f fake) Report {
+	t.Helper()
+	return Check(context.Background(), f, c, ns)
+}
+
+func TestAHealthyClusterIsHealthy(t *testing.T) {
+	c, ns, f := cluster(t)
+	rep := check(t, c, ns, f)
+	if !rep.Healthy() {
+		t.Fatalf("problems: %v", rep.Problems)
+	}
+	if rep.Leader != 1001 {
+		t.Errorf("leader %d, want 1001", rep.Leader)
+	}
+	table := rep.Table()
+	for node, want := range map[string]string{
+		"NODE":               "ROLE ID BOOTED STAGED PUBLISHED KAFKA QUORUM URP",
+		"kafka-broker-1":     "broker 1 736b359467c9 - yes active observer, lag 0 0",
+		"kafka-controller-1": "controller 1001 736b359467c9 - yes active leader, lag 0 -",
+		"kafka-controller-3": "controller 1003 736b359467c9 - yes active follower, lag 23 -",
+	} {
+		if got := rowOf(table, node); got != want {
+			t.Errorf("%s: row %q, want %q:\n%s", node, got, want, table)
+		}
+	}
+	if !strings.HasSuffix(table, "\nhealthy\n") {
+		t.Errorf("table does not end in healthy:\n%s", table)
+	}
+}
+
+// rowOf returns the fields after the first of the table's line for node,
+// joined by single spaces.
+func rowOf(table, node string) string {
+	for _, line := range strings.Split(table, "\n") {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == node {
+			return strings.Join(f[1:], " ")
+		}
+	}
+	return ""
+}
+
+func TestEachProblemMakesTheClusterUnhealthy(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		breaks func(f fake)
+		want   string
+	}{
+		{"a node that does not answer", func(f fake) { f["kafka-broker-2"].down = true },
+			"kafka-broker-2: dial tcp kafka-broker-2:22: connect: no route to host"},
+		{"a node without bootc", func(f fake) { f["kafka-broker-3"].bootcErr = "sudo: a password is required" },
+			"kafka-broker-3: sudo: a password is required"},
+		{"a failed Kafka unit", func(f fake) { f["kafka-controller-2"].unit = "failed" },
+			"kafka-controller-2: the Kafka unit is failed"},
+		{"a voter behind the leader", func(f fake) {
+			for _, n := range f {
+				n.quorum = replication
+			}
+		}, "kafka-controller-3: behind the quorum leader by 23 records (last caught up 9295 ms after the leader's)"},
+		{"a quorum without a leader", func(f fake) {
+			for _, n := range f {
+				n.quorum = strings.Replace(healthyQuorum, "Leader  ", "Follower", 1)
+			}
+		}, "metadata quorum: no leader"},
+		{"a broker that fetches no metadata", func(f fake) {
+			for _, n := range f {
+				n.quorum = strings.Replace(healthyQuorum, "2     \t4213        \t0  \t1795731220388     \t1795731220388        \tObserver\t\n", "", 1)
+			}
+		}, "kafka-broker-2: node 2 does not fetch the cluster's metadata (no observer of the quorum)"},
+		{"no controller to ask", func(f fake) {
+			for _, name := range []string{"kafka-controller-1", "kafka-controller-2", "kafka-controller-3"} {
+				f[name].unit = "inactive"
+			}
+		}, "metadata quorum: cannot be read: no controller with an active Kafka unit to ask"},
+		{"under-replicated partitions", func(f fake) {
+			for _, n := range f {
+				n.urp = underReplicated
+			}
+		}, "partitions: 3 under-replicated"},
+		{"a partition without a leader", func(f fake) {
+			for _, n := range f {
+				n.unavailable = unavailable
+			}
+		}, "partitions: 1 without a leader on a live broker"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, ns, f := cluster(t)
+			tc.breaks(f)
+			rep := check(t, c, ns, f)
+			if rep.Healthy() {
+				t.Fatal("reported healthy")
+			}
+			found := false
+			for _, p := range rep.Problems {
+				found = found || p == tc.want
+			}
+			if !found {
+				t.Errorf("problems %q lack %q", rep.Problems, tc.want)
+			}
+			if !strings.Contains(rep.Table(), "unhealthy:\n  "+tc.want) && len(rep.Problems) == 1 {
+				t.Errorf("table does not say it:\n%s", rep.Table())
+			}
+		})
+	}
+}
+
+func TestTheQuorumIsReadFromTheNextControllerWhenOneFails(t *testing.T) {
+	c, ns, f := cluster(t)
+	f["kafka-controller-1"].quorum = "Error while executing: org.apache.kafka.common.errors.TimeoutException\n"
+	rep := check(t, c, ns, f)
+	if !rep.Healthy() || rep.Leader != 1001 {
+		t.Errorf("problems %v, leader %d", rep.Problems, rep.Leader)
+	}
+}
+
+func TestURPsCountOnTheirLeader(t *testing.T) {
+	c, ns, f := cluster(t)
+	for _, n := range f {
+		n.urp = underReplicated
+	}
+	urp := map[string]int{}
+	for _, r := range check(t, c, ns, f).Rows {
+		urp[r.Name] = r.URP
+	}
+	if urp["kafka-broker-1"] != 2 || urp["kafka-broker-2"] != 0 || urp["kafka-broker-3"] != 1 || urp["kafka-controller-1"] != -1 {
+		t.Errorf("URPs per node %v", urp)
+	}
+}
+
+func TestPublishedSaysWhetherTheNodeRunsOrStagedThePublishedImage(t *testing.T) {
+	c, ns, f := cluster(t)
+	f["kafka-broker-1"].booted, f["kafka-broker-1"].staged = next, current
+	f["kafka-broker-2"].booted = next
+	ns[2].Published = ""
+	rep := check(t, c, ns, f)
+	if !rep.Healthy() {
+		t.Fatalf("an outdated node is not unhealthy: %v", rep.Problems)
+	}
+	table := rep.Table()
+	for node, want := range map[string]string{
+		"kafka-broker-1": "broker 1 16dc2b6256b4 736b359467c9 staged active observer, lag 0 0",
+		"kafka-broker-2": "broker 2 16dc2b6256b4 - no active observer, lag 0 0",
+		"kafka-broker-3": "broker 3 736b359467c9 - - active observer, lag 1 0",
+	} {
+		if got := rowOf(table, node); got != want {
+			t.Errorf("%s: row %q, want %q:\n%s", node, got, want, table)
+		}
+	}
+}

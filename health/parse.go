@@ -1,0 +1,150 @@
+package health
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Bootc is what bootc status says of a node's images.
+type Bootc struct {
+	// Booted and Staged are image digests (sha256:...); Staged is empty
+	// when nothing is staged.
+	Booted, Staged string
+	// Image is the reference the booted image came from, which bootc
+	// upgrades from.
+	Image string
+}
+
+// ParseBootc reads the output of "bootc status --format=json": a BootcHost
+// object of bootc's host-v1 schema (docs/src/host-v1.schema.json in
+// bootc-dev/bootc), where status.booted and status.staged are boot entries
+// whose image holds the image reference and its imageDigest.
+func ParseBootc(out []byte) (Bootc, error) {
+	type entry struct {
+		Image *struct {
+			Image struct {
+				Image string `json:"image"`
+			} `json:"image"`
+			ImageDigest string `json:"imageDigest"`
+		} `json:"image"`
+	}
+	var host struct {
+		Kind   string `json:"kind"`
+		Status struct {
+			Staged *entry `json:"staged"`
+			Booted *entry `json:"booted"`
+		} `json:"status"`
+	}
+	if err := json.Unmarshal(out, &host); err != nil {
+		return Bootc{}, fmt.Errorf("bootc status: %w", err)
+	}
+	if host.Kind != "BootcHost" {
+		return Bootc{}, fmt.Errorf("bootc status: kind %q, want BootcHost", host.Kind)
+	}
+	b := host.Status.Booted
+	if b == nil || b.Image == nil || b.Image.ImageDigest == "" {
+		return Bootc{}, errors.New("bootc status: no booted image: the node does not run a bootc image")
+	}
+	st := Bootc{Booted: b.Image.ImageDigest, Image: b.Image.Image.Image}
+	if s := host.Status.Staged; s != nil && s.Image != nil {
+		st.Staged = s.Image.ImageDigest
+	}
+	return st, nil
+}
+
+// Replica is one row of "kafka-metadata-quorum.sh describe --replication":
+// a voter (Leader or Follower) or an Observer of the metadata quorum.
+type Replica struct {
+	ID           int
+	LogEndOffset int64
+	// Lag is the leader's log end offset minus this replica's.
+	Lag int64
+	// LastFetch and LastCaughtUp are in ms since the epoch, -1 if never.
+	LastFetch, LastCaughtUp int64
+	// Status is Leader, Follower or Observer.
+	Status string
+}
+
+// replicationColumns are the columns that MetadataQuorumCommand prints in
+// Kafka 3.8 (handleDescribeReplication), each value padded to the
+// column's width and followed by a tab (ToolsUtils.prettyPrintTable).
+var replicationColumns = []string{"NodeId", "LogEndOffset", "Lag", "LastFetchTimestamp", "LastCaughtUpTimestamp", "Status"}
+
+// ParseReplication reads "kafka-metadata-quorum.sh describe --replication".
+// Columns are found by name, so that a column that a later Kafka adds (3.9
+// adds DirectoryId) is skipped rather than misread.
+func ParseReplication(out []byte) ([]Replica, error) {
+	lines := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
+	col := map[string]int{}
+	for i, name := range strings.Fields(lines[0]) {
+		col[name] = i
+	}
+	for _, name := range replicationColumns {
+		if _, ok := col[name]; !ok {
+			return nil, fmt.Errorf("quorum replication: no %s column in %q", name, lines[0])
+		}
+	}
+	var rs []Replica
+	for _, line := range lines[1:] {
+		f := strings.Fields(line)
+		if len(f) != len(col) {
+			return nil, fmt.Errorf("quorum replication: row %q has %d columns, the header %d", line, len(f), len(col))
+		}
+		var id int64
+		r := Replica{Status: f[col["Status"]]}
+		for _, v := range []struct {
+			name string
+			to   *int64
+		}{{"NodeId", &id}, {"LogEndOffset", &r.LogEndOffset}, {"Lag", &r.Lag}, {"LastFetchTimestamp", &r.LastFetch}, {"LastCaughtUpTimestamp", &r.LastCaughtUp}} {
+			n, err := strconv.ParseInt(f[col[v.name]], 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("quorum replication: %s %q in row %q is not a number", v.name, f[col[v.name]], line)
+			}
+			*v.to = n
+		}
+		r.ID = int(id)
+		rs = append(rs, r)
+	}
+	return rs, nil
+}
+
+// Partition is one partition line of "kafka-topics.sh --describe".
+type Partition struct {
+	Topic     string
+	Partition int
+	// Leader is -1 when the partition has none (Kafka prints "none").
+	Leader int
+}
+
+// ParsePartitions reads the partition lines of "kafka-topics.sh --describe"
+// (TopicCommand.PartitionDescription.printDescription in Kafka 3.8:
+// tab-separated "Name: value" fields, starting with a tab and Topic).
+// Other lines, such as a topic's summary, are skipped.
+func ParsePartitions(out []byte) ([]Partition, error) {
+	var ps []Partition
+	for _, line := range strings.Split(string(out), "\n") {
+		if !strings.HasPrefix(line, "\tTopic: ") {
+			continue
+		}
+		fields := map[string]string{}
+		for _, kv := range strings.Split(strings.TrimPrefix(line, "\t"), "\t") {
+			k, v, _ := strings.Cut(kv, ": ")
+			fields[k] = v
+		}
+		p := Partition{Topic: fields["Topic"], Leader: -1}
+		var err error
+		if p.Partition, err = strconv.Atoi(fields["Partition"]); err != nil {
+			return nil, fmt.Errorf("topics: partition %q in %q is not a number", fields["Partition"], line)
+		}
+		if l := fields["Leader"]; l != "none" {
+			if p.Leader, err = strconv.Atoi(l); err != nil {
+				return nil, fmt.Errorf("topics: leader %q in %q is not a number", l, line)
+			}
+		}
+		ps = append(ps, p)
+	}
+	return ps, nil
+}

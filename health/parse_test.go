@@ -1,0 +1,74 @@
+package health
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseBootc(t *testing.T) {
+	got, err := ParseBootc([]byte(bootcJSON(current, next)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != (Bootc{Booted: current, Staged: next, Image: "quay.io/me/node:latest"}) {
+		t.Errorf("parsed %+v", got)
+	}
+	if got, _ := ParseBootc([]byte(bootcJSON(current, ""))); got.Staged != "" {
+		t.Errorf("nothing staged, yet %q", got.Staged)
+	}
+	for _, bad := range []string{
+		`{"kind":"BootcHost","status":{"booted":null}}`,
+		`{"kind":"Other"}`,
+		`not json`,
+	} {
+		if _, err := ParseBootc([]byte(bad)); err == nil {
+			t.Errorf("%s: accepted", bad)
+		}
+	}
+}
+
+func TestParseReplication(t *testing.T) {
+	rs, err := ParseReplication([]byte(replication))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 6 {
+		t.Fatalf("%d rows", len(rs))
+	}
+	want := Replica{ID: 1003, LogEndOffset: 4190, Lag: 23, LastFetch: 1795731212101, LastCaughtUp: 1795731211117, Status: "Follower"}
+	if rs[2] != want || rs[0].Status != "Leader" || rs[5].ID != 3 || rs[5].Status != "Observer" {
+		t.Errorf("rows %+v", rs)
+	}
+	// Kafka 3.9 adds a DirectoryId column; a column found by name is
+	// skipped, not misread.
+	withDir := "NodeId\tDirectoryId           \tLogEndOffset\tLag\tLastFetchTimestamp\tLastCaughtUpTimestamp\tStatus  \t\n" +
+		"1001  \tpqOmPrrQ9FwQVXsiZaEvKA\t4213        \t0  \t1795731220412     \t1795731220412        \tLeader  \t\n"
+	if rs, err := ParseReplication([]byte(withDir)); err != nil || rs[0].LogEndOffset != 4213 || rs[0].ID != 1001 {
+		t.Errorf("with DirectoryId: %+v, %v", rs, err)
+	}
+	for _, bad := range []string{
+		"Error while executing: org.apache.kafka.common.errors.TimeoutException\n",
+		strings.Replace(replication, "4190", "x", 1),
+		strings.Replace(replication, "\tFollower\t\n1     ", "\t\n1     ", 1),
+	} {
+		if _, err := ParseReplication([]byte(bad)); err == nil {
+			t.Errorf("accepted %q", bad)
+		}
+	}
+}
+
+func TestParsePartitions(t *testing.T) {
+	ps, err := ParsePartitions([]byte("Topic: orders\tTopicId: 6r4s2kGXQ8e1RdzAd3H5jA\tPartitionCount: 8\tReplicationFactor: 3\tConfigs: min.insync.replicas=2\n" + underReplicated + unavailable))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ps) != 4 || ps[0] != (Partition{"orders", 0, 1}) || ps[2] != (Partition{"payments", 2, 3}) || ps[3] != (Partition{"orders", 7, -1}) {
+		t.Errorf("parsed %+v", ps)
+	}
+	if ps, err := ParsePartitions(nil); err != nil || len(ps) != 0 {
+		t.Errorf("no output: %v, %v", ps, err)
+	}
+	if _, err := ParsePartitions([]byte("\tTopic: t\tPartition: x\tLeader: 1\n")); err == nil {
+		t.Error("a bad partition number accepted")
+	}
+}
