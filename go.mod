@@ -9,6 +9,7 @@ require (
 	github.com/distribution/reference v0.6.0
 	github.com/osbuild/blueprint v1.0.0
 	github.com/sourcegraph/conc v0.3.0
+	golang.org/x/crypto v0.47.0
 	gopkg.in/ini.v1 v1.67.1
 )
 

@@ -1,0 +1,204 @@
+// Package remote runs commands on the cluster's nodes over SSH, with
+// golang.org/x/crypto/ssh. Host keys are always verified against a
+// known_hosts file: an unknown host is accepted only when asked for, and a
+// host whose key changed never is.
+package remote
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+// Config says how to reach the nodes.
+type Config struct {
+	// User logs in on every node.
+	User string
+	// PrivateKey is the user's key, OpenSSH or PEM, without a passphrase.
+	PrivateKey []byte
+	// KnownHosts holds the nodes' host keys, in known_hosts format.
+	KnownHosts []byte
+	// AcceptNewHostKeys accepts the key of a host that KnownHosts does not
+	// list, and says so on Log. A host listed with another key is refused
+	// all the same.
+	AcceptNewHostKeys bool
+	// Log receives the warnings; nil discards them.
+	Log io.Writer
+	// Timeout bounds connecting to a node; 0 means 30 seconds.
+	Timeout time.Duration
+}
+
+// SSH runs commands on nodes, one connection per node, reused.
+type SSH struct {
+	cfg     *ssh.ClientConfig
+	timeout time.Duration
+	mu      sync.Mutex
+	clients map[string]*ssh.Client
+}
+
+// New checks the configuration. Its errors never quote the key.
+func New(c Config) (*SSH, error) {
+	if c.User == "" {
+		return nil, errors.New("ssh user: required")
+	}
+	signer, err := ssh.ParsePrivateKey(c.PrivateKey)
+	if err != nil {
+		return nil, fmt.Errorf("ssh key: not a private key in OpenSSH or PEM format without a passphrase (%v)", err)
+	}
+	known, err := knownHosts(c.KnownHosts)
+	if err != nil {
+		return nil, err
+	}
+	log := c.Log
+	if log == nil {
+		log = io.Discard
+	}
+	verify := func(host string, remote net.Addr, key ssh.PublicKey) error {
+		err := known(host, remote, key)
+		var ke *knownhosts.KeyError
+		switch {
+		case err == nil:
+			return nil
+		case errors.As(err, &ke) && len(ke.Want) > 0:
+			return fmt.Errorf("host key of %s (%s) does not match known_hosts: refused; if the node was rebuilt, replace its line", host, ssh.FingerprintSHA256(key))
+		case errors.As(err, &ke) && c.AcceptNewHostKeys:
+			fmt.Fprintf(log, "WARNING: accepting the host key of %s, which known_hosts does not list: %s %s\n", host, key.Type(), ssh.FingerprintSHA256(key))
+			return nil
+		case errors.As(err, &ke):
+			return fmt.Errorf("host %s is not in known_hosts: add its key (ssh-keyscan %s), or accept new host keys explicitly", host, strings.Split(host, ":")[0])
+		}
+		return err
+	}
+	timeout := c.Timeout
+	if timeout == 0 {
+		timeout = 30 * time.Second
+	}
+	return &SSH{
+		cfg: &ssh.ClientConfig{
+			User:            c.User,
+			Auth:            []ssh.AuthMethod{ssh.PublicKeys(signer)},
+			HostKeyCallback: verify,
+			Timeout:         timeout,
+		},
+		timeout: timeout,
+		clients: map[string]*ssh.Client{},
+	}, nil
+}
+
+// knownHosts reads known_hosts content; the knownhosts package reads files
+// only, so it goes through one that is removed at once.
+func knownHosts(content []byte) (ssh.HostKeyCallback, error) {
+	f, err := os.CreateTemp("", "known_hosts")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(content); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if err := f.Close(); err != nil {
+		return nil, err
+	}
+	cb, err := knownhosts.New(f.Name())
+	if err != nil {
+		return nil, fmt.Errorf("known hosts: %w", err)
+	}
+	return cb, nil
+}
+
+// Run runs argv on host (host or host:port, port 22 by default), each
+// word quoted for the login shell, and returns its standard output. When
+// the command fails, the error holds its exit status and standard error.
+func (s *SSH) Run(ctx context.Context, host string, argv []string) ([]byte, error) {
+	client, err := s.client(ctx, host)
+	if err != nil {
+		return nil, err
+	}
+	session, err := client.NewSession()
+	if err != nil {
+		s.drop(host, client)
+		return nil, fmt.Errorf("%s: %w", host, err)
+	}
+	defer session.Close()
+	var stdout, stderr bytes.Buffer
+	session.Stdout, session.Stderr = &stdout, &stderr
+	done := make(chan error, 1)
+	go func() { done <- session.Run(shellJoin(argv)) }()
+	select {
+	case <-ctx.Done():
+		session.Close()
+		return stdout.Bytes(), fmt.Errorf("%s: %s: %w", host, argv[0], ctx.Err())
+	case err := <-done:
+		if err != nil {
+			return stdout.Bytes(), fmt.Errorf("%s: %s: %w: %s", host, strings.Join(argv, " "), err, strings.TrimSpace(stderr.String()))
+		}
+		return stdout.Bytes(), nil
+	}
+}
+
+func (s *SSH) client(ctx context.Context, host string) (*ssh.Client, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.clients[host]; ok {
+		return c, nil
+	}
+	addr := host
+	if _, _, err := net.SplitHostPort(host); err != nil {
+		addr = net.JoinHostPort(host, "22")
+	}
+	d := net.Dialer{Timeout: s.timeout}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", host, err)
+	}
+	c, chans, reqs, err := ssh.NewClientConn(conn, addr, s.cfg)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("%s: %w", host, err)
+	}
+	client := ssh.NewClient(c, chans, reqs)
+	s.clients[host] = client
+	return client, nil
+}
+
+// drop forgets a connection that broke, so that the next Run reconnects:
+// a node that rebooted comes back on a new one.
+func (s *SSH) drop(host string, c *ssh.Client) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.clients[host] == c {
+		delete(s.clients, host)
+		c.Close()
+	}
+}
+
+// Close closes every connection.
+func (s *SSH) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for host, c := range s.clients {
+		c.Close()
+		delete(s.clients, host)
+	}
+}
+
+// shellJoin quotes each word for a POSIX shell, which is what sshd runs a
+// command with.
+func shellJoin(argv []string) string {
+	q := make([]string, len(argv))
+	for i, a := range argv {
+		q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	return strings.Join(q, " ")
+}
