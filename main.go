@@ -14,12 +14,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path"
 	"strings"
 
 	"dagger/kafka-bootc/bib"
+	"dagger/kafka-bootc/health"
 	"dagger/kafka-bootc/internal/dagger"
 	"dagger/kafka-bootc/nodes"
+	"dagger/kafka-bootc/remote"
 
 	"github.com/sourcegraph/conc/pool"
 )
@@ -624,6 +627,98 @@ func (m *KafkaBootc) diskRun(c *nodes.Cluster, n nodes.Node, published string) (
 		run.Images = append(run.Images, bi)
 	}
 	return run, archives, nil
+}
+
+// Health reads every running node over SSH and prints one table: each
+// node's role and id, its booted and staged image digests and whether they
+// are the published ones, its Kafka unit, its place in the metadata quorum
+// and the under-replicated partitions it leads; then "healthy", or what is
+// wrong. It fails when the cluster is unhealthy. Run it after
+// start-vms.sh, and before and after an upgrade. Root commands run through
+// sudo, which the node images allow for exactly these read-only checks.
+//
+// Never cached: it reads running machines.
+// +cache="never"
+func (m *KafkaBootc) Health(
+	ctx context.Context,
+	// Private SSH key of the disk user, for example file:$HOME/.ssh/id_ed25519
+	// (no passphrase). It is never printed.
+	identity *dagger.Secret,
+	// known_hosts file listing every node's host key, for example made with
+	// ssh-keyscan. Host keys are always checked against it.
+	// +optional
+	knownHosts *dagger.File,
+	// Accept the host key of a node that --known-hosts does not list, and
+	// print it. A node whose key differs from its line is refused all the
+	// same.
+	// +optional
+	acceptNewHostKeys bool,
+	// Where to reach a node, as NODE=HOST or NODE=HOST:PORT (repeatable);
+	// a node not given is reached at its hostname.
+	// +optional
+	address []string,
+	// User to log in as; the disk user when not given.
+	// +optional
+	sshUser string,
+	// The published images to compare with, as build-all printed them
+	// ("<node> <reference>@sha256:..." lines). By default each node's tag
+	// is looked up in the registry now.
+	// +optional
+	published string,
+) (string, error) {
+	c, err := m.cluster()
+	if err != nil {
+		return "", err
+	}
+	if knownHosts == nil && !acceptNewHostKeys {
+		return "", errors.New("known hosts: give --known-hosts (ssh-keyscan NODE... > known_hosts), or --accept-new-host-keys to trust the nodes' keys on first use")
+	}
+	refs := map[string]string{}
+	if published != "" {
+		if refs, err = health.ParsePublished(published); err != nil {
+			return "", err
+		}
+	}
+	targets, err := health.Targets(c, address, refs)
+	if err != nil {
+		return "", err
+	}
+	if published == "" && c.Registry != "" {
+		// The tags as they are now: what an upgrade would move to.
+		for i, n := range c.Nodes {
+			if ref, err := dag.Container().From(c.Ref(n)).ImageRef(ctx); err == nil {
+				if t, err := health.Targets(c, nil, map[string]string{n.Name: ref}); err == nil {
+					targets[i].Published = t[i].Published
+				}
+			}
+		}
+	}
+	cfg := remote.Config{User: sshUser, AcceptNewHostKeys: acceptNewHostKeys, Log: os.Stderr}
+	if cfg.User == "" {
+		cfg.User = c.Disk.User
+	}
+	key, err := identity.Plaintext(ctx)
+	if err != nil {
+		return "", err
+	}
+	cfg.PrivateKey = []byte(key)
+	if knownHosts != nil {
+		hosts, err := knownHosts.Contents(ctx)
+		if err != nil {
+			return "", err
+		}
+		cfg.KnownHosts = []byte(hosts)
+	}
+	ssh, err := remote.New(cfg)
+	if err != nil {
+		return "", err
+	}
+	defer ssh.Close()
+	rep := health.Check(ctx, ssh, c, targets)
+	if !rep.Healthy() {
+		return "", fmt.Errorf("the cluster is unhealthy\n%s", rep.Table())
+	}
+	return rep.Table(), nil
 }
 
 // withVMScripts adds the scripts that start and remove the nodes' VMs.

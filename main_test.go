@@ -278,6 +278,7 @@ func TestEveryFunctionStatesItsCachePolicy(t *testing.T) {
 		"BuildAll":  "never",   // writes to a registry
 		"Disks":     "session", // base, bound and builder images' tags
 		"Disk":      "session", // the same
+		"Health":    "never",   // reads running machines
 	}
 	src, err := os.ReadFile("main.go")
 	if err != nil {

@@ -41,6 +41,7 @@ type Config struct {
 // SSH runs commands on nodes, one connection per node, reused.
 type SSH struct {
 	cfg     *ssh.ClientConfig
+	known   ssh.HostKeyCallback
 	timeout time.Duration
 	mu      sync.Mutex
 	clients map[string]*ssh.Client
@@ -90,6 +91,7 @@ func New(c Config) (*SSH, error) {
 			HostKeyCallback: verify,
 			Timeout:         timeout,
 		},
+		known:   known,
 		timeout: timeout,
 		clients: map[string]*ssh.Client{},
 	}, nil
@@ -162,7 +164,9 @@ func (s *SSH) client(ctx context.Context, host string) (*ssh.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", host, err)
 	}
-	c, chans, reqs, err := ssh.NewClientConn(conn, addr, s.cfg)
+	cfg := *s.cfg
+	cfg.HostKeyAlgorithms = s.hostKeyAlgorithms(addr)
+	c, chans, reqs, err := ssh.NewClientConn(conn, addr, &cfg)
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("%s: %w", host, err)
@@ -171,6 +175,36 @@ func (s *SSH) client(ctx context.Context, host string) (*ssh.Client, error) {
 	s.clients[host] = client
 	return client, nil
 }
+
+// hostKeyAlgorithms are the algorithms of the host keys that known_hosts
+// lists for addr, so that a server with several host keys presents one
+// that can be checked, as OpenSSH's client does. Empty, for a host that
+// known_hosts does not list, lets the server choose.
+func (s *SSH) hostKeyAlgorithms(addr string) []string {
+	// Asking with a key that cannot match makes knownhosts list the keys it
+	// has for the host.
+	var ke *knownhosts.KeyError
+	if err := s.known(addr, &net.TCPAddr{}, probeKey{}); !errors.As(err, &ke) {
+		return nil
+	}
+	var algos []string
+	for _, k := range ke.Want {
+		switch t := k.Key.Type(); t {
+		case ssh.KeyAlgoRSA:
+			algos = append(algos, ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSA)
+		default:
+			algos = append(algos, t)
+		}
+	}
+	return algos
+}
+
+// probeKey is a public key that matches no host.
+type probeKey struct{}
+
+func (probeKey) Type() string                        { return "kafka-bootc-probe" }
+func (probeKey) Marshal() []byte                     { return []byte("kafka-bootc-probe") }
+func (probeKey) Verify([]byte, *ssh.Signature) error { return errors.New("probe key") }
 
 // drop forgets a connection that broke, so that the next Run reconnects:
 // a node that rebooted comes back on a new one.

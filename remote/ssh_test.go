@@ -3,7 +3,9 @@ package remote
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/pem"
 	"fmt"
@@ -22,8 +24,10 @@ import (
 // sshd is a real OpenSSH server on 127.0.0.1 with a host key of its own,
 // which lets in one client key.
 type sshd struct {
-	addr       string
-	hostKey    ssh.PublicKey
+	addr    string
+	hostKey ssh.PublicKey
+	// ecdsaKey is a second host key of the server, of another type.
+	ecdsaKey   ssh.PublicKey
 	clientKey  []byte
 	clientUser string
 }
@@ -61,6 +65,19 @@ func startSSHD(t *testing.T) sshd {
 	hostPub, hostPriv := newKey(t)
 	clientPub, clientPriv := newKey(t)
 	os.WriteFile(filepath.Join(dir, "host_key"), hostPriv, 0o600)
+	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecBlock, err := ssh.MarshalPrivateKey(ec, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecPub, err := ssh.NewPublicKey(&ec.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "host_key_ecdsa"), pem.EncodeToMemory(ecBlock), 0o600)
 	os.WriteFile(filepath.Join(dir, "authorized_keys"), ssh.MarshalAuthorizedKey(clientPub), 0o600)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -71,6 +88,7 @@ func startSSHD(t *testing.T) sshd {
 	config := fmt.Sprintf(`Port %d
 ListenAddress 127.0.0.1
 HostKey %[2]s/host_key
+HostKey %[2]s/host_key_ecdsa
 AuthorizedKeysFile %[2]s/authorized_keys
 PasswordAuthentication no
 KbdInteractiveAuthentication no
@@ -102,7 +120,7 @@ PidFile %[2]s/sshd.pid
 	if err != nil {
 		t.Fatal(err)
 	}
-	return sshd{addr: addr, hostKey: hostPub, clientKey: clientPriv, clientUser: u.Username}
+	return sshd{addr: addr, hostKey: hostPub, ecdsaKey: ecPub, clientKey: clientPriv, clientUser: u.Username}
 }
 
 func (d sshd) knownHosts(key ssh.PublicKey) []byte {
@@ -161,6 +179,13 @@ func TestHostKeysAreAlwaysVerified(t *testing.T) {
 	log, err := run(func(c *Config) { c.KnownHosts = nil; c.AcceptNewHostKeys = true })
 	if err != nil || !strings.Contains(log, "WARNING: accepting the host key of "+d.addr) {
 		t.Errorf("an unknown host, accepted when asked: %v, log %q", err, log)
+	}
+	// A server with keys of two types presents the one known_hosts lists,
+	// whichever it is.
+	for _, key := range []ssh.PublicKey{d.hostKey, d.ecdsaKey} {
+		if _, err := run(func(c *Config) { c.KnownHosts = d.knownHosts(key) }); err != nil {
+			t.Errorf("known_hosts lists only the %s key: %v", key.Type(), err)
+		}
 	}
 	for _, accept := range []bool{false, true} {
 		_, err := run(func(c *Config) { c.KnownHosts = d.knownHosts(otherHost); c.AcceptNewHostKeys = accept })

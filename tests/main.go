@@ -95,6 +95,7 @@ func (m *Tests) All(ctx context.Context) error {
 	p.Go(m.Images)
 	p.Go(m.Reruns)
 	p.Go(m.Disk)
+	p.Go(m.Health)
 	return p.Wait()
 }
 
@@ -353,6 +354,108 @@ func (m *Tests) Disk(ctx context.Context) error {
 	}
 	if img.Format != "qcow2" || img.VirtualSize < 20<<30 {
 		return fmt.Errorf("disk: %s is %s of %d bytes, want qcow2 of at least 20 GiB", node, img.Format, img.VirtualSize)
+	}
+	return nil
+}
+
+// nodeScript makes a Debian container stand in for a node: a real sshd and
+// a real sudo with the role image's sudoers drop-in, the disk user in
+// wheel, and stand-ins for bootc, podman and systemctl that answer the
+// health probes as a healthy node of a 1+1 cluster would.
+const nodeScript = `set -eu
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server sudo >/dev/null
+groupadd -f wheel
+useradd -m -G wheel kafka
+install -d -m 700 -o kafka -g kafka /home/kafka/.ssh
+install -m 600 -o kafka -g kafka /e2e/authorized_keys /home/kafka/.ssh/authorized_keys
+install -m 440 /e2e/sudoers /etc/sudoers.d/kafka-bootc
+visudo -c
+mkdir -p /run/sshd
+ssh-keygen -A
+cat > /usr/bin/bootc <<'EOS'
+#!/bin/sh
+[ "$*" = "status --format=json" ] || { echo "bootc stand-in: $*: not allowed here" >&2; exit 2; }
+echo '{"apiVersion":"org.containers.bootc/v1","kind":"BootcHost","metadata":{"name":"host"},"spec":{"image":{"image":"localhost:5000/e2e/node:latest","transport":"registry"}},"status":{"staged":null,"booted":{"image":{"image":{"image":"localhost:5000/e2e/node:latest","transport":"registry"},"imageDigest":"sha256:736b359467c9437c1ac915acaae952aad854e07eb4a16a94999a48af08c83c34"},"incompatible":false,"pinned":false},"rollback":null}}'
+EOS
+cat > /usr/bin/systemctl <<'EOS'
+#!/bin/sh
+[ "$1" = is-active ] && { echo active; exit 0; }
+exit 1
+EOS
+cat > /usr/bin/podman <<'EOS'
+#!/bin/sh
+case "$*" in
+*kafka-metadata-quorum.sh*) printf 'NodeId\tLogEndOffset\tLag\tLastFetchTimestamp\tLastCaughtUpTimestamp\tStatus  \t\n1001  \t812         \t0  \t1795731220412     \t1795731220412        \tLeader  \t\n1     \t812         \t0  \t1795731220395     \t1795731220395        \tObserver\t\n' ;;
+*kafka-topics.sh*) ;;
+*) echo "podman stand-in: $*" >&2; exit 2 ;;
+esac
+EOS
+chmod 755 /usr/bin/bootc /usr/bin/systemctl /usr/bin/podman
+`
+
+// Health runs kafka-bootc's health function over SSH against two stand-in
+// nodes of a 1+1 cluster, each a real sshd with the role image's sudoers
+// drop-in, checked against their host keys; and checks that the drop-in
+// lets the disk user run the probes as root, and nothing else.
+// +cache="never"
+func (m *Tests) Health(ctx context.Context) error {
+	keys := dag.Container().From(toolsImage).
+		WithExec([]string{"sh", "-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-client >/dev/null"}).
+		WithEnvVariable("RUN", nonce()).
+		WithExec([]string{"sh", "-c", "mkdir /keys && ssh-keygen -q -t ed25519 -N '' -C e2e -f /keys/id_ed25519"}).
+		Directory("/keys")
+	kb := cluster("e2e", dagger.KafkaBootcOpts{})
+	config := kb.Config()
+	var addresses []string
+	var knownHosts strings.Builder
+	for _, n := range []struct{ name, role string }{{"kafka-broker-1", "broker"}, {"kafka-controller-1", "controller"}} {
+		node := dag.Container().From(toolsImage).
+			WithFile("/e2e/authorized_keys", keys.File("id_ed25519.pub")).
+			WithFile("/e2e/sudoers", config.File("kafka-"+n.role+"/etc/sudoers.d/kafka-bootc")).
+			WithExec([]string{"sh", "-c", nodeScript})
+		// The drop-in lets the disk user run exactly the probes as root.
+		if _, err := node.WithExec([]string{"su", "kafka", "-c", "sudo -n /usr/bin/bootc status --format=json"}).Sync(ctx); err != nil {
+			return fmt.Errorf("%s: sudo refuses a probe: %w", n.name, err)
+		}
+		if _, err := node.WithExec([]string{"su", "kafka", "-c", "sudo -n /usr/bin/bootc upgrade --apply"}).Sync(ctx); err == nil {
+			return fmt.Errorf("%s: sudo lets the disk user run bootc upgrade", n.name)
+		}
+		hostKey, err := node.File("/etc/ssh/ssh_host_ed25519_key.pub").Contents(ctx)
+		if err != nil {
+			return err
+		}
+		svc, err := node.WithExposedPort(22).
+			AsService(dagger.ContainerAsServiceOpts{Args: []string{"/usr/sbin/sshd", "-D", "-e"}}).
+			Start(ctx)
+		if err != nil {
+			return fmt.Errorf("%s: sshd: %w", n.name, err)
+		}
+		endpoint, err := svc.Endpoint(ctx, dagger.ServiceEndpointOpts{Port: 22})
+		if err != nil {
+			return err
+		}
+		host, _, _ := strings.Cut(endpoint, ":")
+		addresses = append(addresses, n.name+"="+endpoint)
+		f := strings.Fields(hostKey)
+		fmt.Fprintf(&knownHosts, "[%s]:22 %s %s\n", host, f[0], f[1])
+	}
+	key, err := keys.File("id_ed25519").Contents(ctx)
+	if err != nil {
+		return err
+	}
+	out, err := kb.Health(ctx, dag.SetSecret("e2e-ssh-key-"+nonce(), key), dagger.KafkaBootcHealthOpts{
+		KnownHosts: dag.Directory().WithNewFile("known_hosts", knownHosts.String()).File("known_hosts"),
+		Address:    addresses,
+		Published:  "kafka-broker-1 localhost:5000/e2e/kafka-broker-1:latest@sha256:736b359467c9437c1ac915acaae952aad854e07eb4a16a94999a48af08c83c34",
+	})
+	if err != nil {
+		return fmt.Errorf("health: %w", err)
+	}
+	for _, want := range []string{"kafka-broker-1", "observer, lag 0", "leader, lag 0", "yes", "\nhealthy\n"} {
+		if !strings.Contains(out, want) {
+			return fmt.Errorf("health printed no %q:\n%s", want, out)
+		}
 	}
 	return nil
 }

@@ -25,6 +25,7 @@ type (
 	ContainerFromOpts      = sdk.ContainerFromOpts
 	ContainerAsServiceOpts = sdk.ContainerAsServiceOpts
 	ContainerPublishOpts   = sdk.ContainerPublishOpts
+	ServiceEndpointOpts    = sdk.ServiceEndpointOpts
 )
 
 // Client is the engine client with the dependency's constructor.
@@ -123,4 +124,31 @@ func (r *KafkaBootc) Disk(node string, opts ...KafkaBootcDiskOpts) *Directory {
 	}
 	q = q.Arg("node", node)
 	return (&sdk.Directory{}).WithGraphQLQuery(q)
+}
+
+// KafkaBootcHealthOpts are health's optional arguments that the tests use.
+type KafkaBootcHealthOpts struct {
+	KnownHosts *File
+	Address    []string
+	Published  string
+}
+
+// Health is kafka-bootc's health function.
+func (r *KafkaBootc) Health(ctx context.Context, identity *Secret, opts ...KafkaBootcHealthOpts) (string, error) {
+	q := r.query.Select("health")
+	for i := len(opts) - 1; i >= 0; i-- {
+		if !querybuilder.IsZeroValue(opts[i].KnownHosts) {
+			q = q.Arg("knownHosts", opts[i].KnownHosts)
+		}
+		if !querybuilder.IsZeroValue(opts[i].Address) {
+			q = q.Arg("address", opts[i].Address)
+		}
+		if !querybuilder.IsZeroValue(opts[i].Published) {
+			q = q.Arg("published", opts[i].Published)
+		}
+	}
+	q = q.Arg("identity", identity)
+	var response string
+	q = q.Bind(&response)
+	return response, q.Execute(ctx)
 }

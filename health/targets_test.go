@@ -1,0 +1,46 @@
+package health
+
+import (
+	"strings"
+	"testing"
+
+	"dagger/kafka-bootc/nodes"
+)
+
+func TestTargets(t *testing.T) {
+	c, err := nodes.Plan(nodes.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := ParsePublished("kafka-broker-1 quay.io/me/kafka-broker-1:latest@" + current + "\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := Targets(c, []string{"kafka-broker-1=192.168.122.11", "kafka-controller-2=vm7.example.com:2222"}, pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ts[0].Host != "192.168.122.11" || ts[0].Published != current || ts[1].Host != "kafka-broker-2" || ts[1].Published != "" || ts[4].Host != "vm7.example.com:2222" {
+		t.Errorf("targets %+v", ts)
+	}
+	for _, bad := range []struct {
+		addr []string
+		want string
+	}{
+		{[]string{"kafka-broker-9=10.0.0.9"}, `address "kafka-broker-9=10.0.0.9": must be NODE=HOST[:PORT] for a node of the cluster`},
+		{[]string{"kafka-broker-1"}, `address "kafka-broker-1": must be NODE=HOST[:PORT]`},
+		{[]string{"kafka-broker-1=bad host"}, `address "kafka-broker-1=bad host": "bad host" is not a host name`},
+		{[]string{"kafka-broker-1=h:port"}, `address "kafka-broker-1=h:port": "h:port" is not a host name`},
+		{[]string{"kafka-broker-1=a", "kafka-broker-1=b"}, `address "kafka-broker-1=b": kafka-broker-1 is given twice`},
+	} {
+		if _, err := Targets(c, bad.addr, nil); err == nil || !strings.HasPrefix(err.Error(), bad.want) {
+			t.Errorf("%v: %v, want %q", bad.addr, err, bad.want)
+		}
+	}
+	if _, err := ParsePublished("kafka-broker-1 built\nnothing was published: no --registry given"); err == nil {
+		t.Error("output without digests accepted")
+	}
+	if _, err := Targets(c, nil, map[string]string{"kafka-broker-1": "quay.io/me/kafka-broker-1:latest"}); err == nil {
+		t.Error("a published reference without a digest accepted")
+	}
+}
