@@ -380,8 +380,10 @@ echo '{"apiVersion":"org.containers.bootc/v1","kind":"BootcHost","metadata":{"na
 EOS
 cat > /usr/bin/systemctl <<'EOS'
 #!/bin/sh
-[ "$1" = is-active ] && { echo active; exit 0; }
-exit 1
+[ "$1" = is-active ] || exit 1
+state=$(cat /etc/e2e-unit-state 2>/dev/null || echo active)
+echo "$state"
+[ "$state" = active ]
 EOS
 cat > /usr/bin/podman <<'EOS'
 #!/bin/sh
@@ -407,48 +409,25 @@ func (m *Tests) Health(ctx context.Context) error {
 		Directory("/keys")
 	kb := cluster("e2e", dagger.KafkaBootcOpts{})
 	config := kb.Config()
-	var addresses []string
-	var knownHosts strings.Builder
-	for _, n := range []struct{ name, role string }{{"kafka-broker-1", "broker"}, {"kafka-controller-1", "controller"}} {
-		node := dag.Container().From(toolsImage).
-			WithFile("/e2e/authorized_keys", keys.File("id_ed25519.pub")).
-			WithFile("/e2e/sudoers", config.File("kafka-"+n.role+"/etc/sudoers.d/kafka-bootc")).
-			WithExec([]string{"sh", "-c", nodeScript})
-		// The drop-in lets the disk user run exactly the probes as root.
-		if _, err := node.WithExec([]string{"su", "kafka", "-c", "sudo -n /usr/bin/bootc status --format=json"}).Sync(ctx); err != nil {
-			return fmt.Errorf("%s: sudo refuses a probe: %w", n.name, err)
-		}
-		if _, err := node.WithExec([]string{"su", "kafka", "-c", "sudo -n /usr/bin/bootc upgrade --apply"}).Sync(ctx); err == nil {
-			return fmt.Errorf("%s: sudo lets the disk user run bootc upgrade", n.name)
-		}
-		hostKey, err := node.File("/etc/ssh/ssh_host_ed25519_key.pub").Contents(ctx)
-		if err != nil {
-			return err
-		}
-		svc, err := node.WithExposedPort(22).
-			AsService(dagger.ContainerAsServiceOpts{Args: []string{"/usr/sbin/sshd", "-D", "-e"}}).
-			Start(ctx)
-		if err != nil {
-			return fmt.Errorf("%s: sshd: %w", n.name, err)
-		}
-		endpoint, err := svc.Endpoint(ctx, dagger.ServiceEndpointOpts{Port: 22})
-		if err != nil {
-			return err
-		}
-		host, _, _ := strings.Cut(endpoint, ":")
-		addresses = append(addresses, n.name+"="+endpoint)
-		f := strings.Fields(hostKey)
-		fmt.Fprintf(&knownHosts, "[%s]:22 %s %s\n", host, f[0], f[1])
-	}
 	key, err := keys.File("id_ed25519").Contents(ctx)
 	if err != nil {
 		return err
 	}
-	out, err := kb.Health(ctx, dag.SetSecret("e2e-ssh-key-"+nonce(), key), dagger.KafkaBootcHealthOpts{
-		KnownHosts: dag.Directory().WithNewFile("known_hosts", knownHosts.String()).File("known_hosts"),
-		Address:    addresses,
-		Published:  "kafka-broker-1 localhost:5000/e2e/kafka-broker-1:latest@sha256:736b359467c9437c1ac915acaae952aad854e07eb4a16a94999a48af08c83c34",
-	})
+	identity := dag.SetSecret("e2e-ssh-key-"+nonce(), key)
+	// health runs the function against the two nodes, the broker's Kafka
+	// unit in the given state.
+	health := func(brokerUnit string) (string, error) {
+		addresses, knownHosts, err := healthNodes(ctx, keys, config, brokerUnit)
+		if err != nil {
+			return "", err
+		}
+		return kb.Health(ctx, identity, dagger.KafkaBootcHealthOpts{
+			KnownHosts: dag.Directory().WithNewFile("known_hosts", knownHosts).File("known_hosts"),
+			Address:    addresses,
+			Published:  "kafka-broker-1 localhost:5000/e2e/kafka-broker-1:latest@sha256:736b359467c9437c1ac915acaae952aad854e07eb4a16a94999a48af08c83c34",
+		})
+	}
+	out, err := health("active")
 	if err != nil {
 		return fmt.Errorf("health: %w", err)
 	}
@@ -457,5 +436,52 @@ func (m *Tests) Health(ctx context.Context) error {
 			return fmt.Errorf("health printed no %q:\n%s", want, out)
 		}
 	}
+	if _, err := health("failed"); err == nil || !strings.Contains(err.Error(), "kafka-broker-1: the Kafka unit is failed") {
+		return fmt.Errorf("health with a failed Kafka unit: %v", err)
+	}
 	return nil
+}
+
+// healthNodes starts the two stand-in nodes, the broker's Kafka unit in
+// the given state, and returns their addresses and known_hosts.
+func healthNodes(ctx context.Context, keys, config *dagger.Directory, brokerUnit string) ([]string, string, error) {
+	var addresses []string
+	var knownHosts strings.Builder
+	for _, n := range []struct{ name, role string }{{"kafka-broker-1", "broker"}, {"kafka-controller-1", "controller"}} {
+		unit := "active"
+		if n.role == "broker" {
+			unit = brokerUnit
+		}
+		node := dag.Container().From(toolsImage).
+			WithFile("/e2e/authorized_keys", keys.File("id_ed25519.pub")).
+			WithFile("/e2e/sudoers", config.File("kafka-"+n.role+"/etc/sudoers.d/kafka-bootc")).
+			WithExec([]string{"sh", "-c", nodeScript}).
+			WithNewFile("/etc/e2e-unit-state", unit+"\n")
+		// The drop-in lets the disk user run exactly the probes as root.
+		if _, err := node.WithExec([]string{"su", "kafka", "-c", "sudo -n /usr/bin/bootc status --format=json"}).Sync(ctx); err != nil {
+			return nil, "", fmt.Errorf("%s: sudo refuses a probe: %w", n.name, err)
+		}
+		if _, err := node.WithExec([]string{"su", "kafka", "-c", "sudo -n /usr/bin/bootc upgrade --apply"}).Sync(ctx); err == nil {
+			return nil, "", fmt.Errorf("%s: sudo lets the disk user run bootc upgrade", n.name)
+		}
+		hostKey, err := node.File("/etc/ssh/ssh_host_ed25519_key.pub").Contents(ctx)
+		if err != nil {
+			return nil, "", err
+		}
+		svc, err := node.WithExposedPort(22).
+			AsService(dagger.ContainerAsServiceOpts{Args: []string{"/usr/sbin/sshd", "-D", "-e"}}).
+			Start(ctx)
+		if err != nil {
+			return nil, "", fmt.Errorf("%s: sshd: %w", n.name, err)
+		}
+		endpoint, err := svc.Endpoint(ctx, dagger.ServiceEndpointOpts{Port: 22})
+		if err != nil {
+			return nil, "", err
+		}
+		host, _, _ := strings.Cut(endpoint, ":")
+		addresses = append(addresses, n.name+"="+endpoint)
+		f := strings.Fields(hostKey)
+		fmt.Fprintf(&knownHosts, "[%s]:22 %s %s\n", host, f[0], f[1])
+	}
+	return addresses, knownHosts.String(), nil
 }
