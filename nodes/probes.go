@@ -59,27 +59,51 @@ func (c *Cluster) Probes(r Role) []Probe {
 	return ps
 }
 
+// The steps of a rollout on a node, all as root: stage what the node's tag
+// points to, reboot into it, or go back to the deployment before.
+var (
+	ActionStage    = []string{bootcPath, "upgrade"}
+	ActionReboot   = []string{"/usr/bin/systemctl", "reboot"}
+	ActionRollback = []string{bootcPath, "rollback"}
+)
+
 // sudoers is the role image's sudoers drop-in: members of wheel, as the
-// disk user is, may run the role's root probes as root without a password,
-// and nothing else that they could not run before. The disk user logs in
-// with a key and may have no password to give sudo.
+// disk user is, may run the role's root probes and the rollout's steps as
+// root without a password, and nothing else that they could not run
+// before. The disk user logs in with a key and may have no password to
+// give sudo. The steps only ever move a node to what its registry serves
+// under its tag, or back.
 func (c *Cluster) sudoers(r Role) []byte {
-	var cmds []string
+	var probes []string
 	for _, p := range c.Probes(r) {
-		if !p.Root {
-			continue
+		if p.Root {
+			probes = append(probes, sudoersCommand(p.Argv))
 		}
-		words := make([]string, len(p.Argv))
-		for i, w := range p.Argv {
-			words[i] = sudoersEscape(w)
-		}
-		cmds = append(cmds, strings.Join(words, " "))
 	}
-	return fmt.Appendf(nil, `# kafka-bootc's read-only health checks, rendered by kafka-bootc: members of
-# wheel may run exactly these commands as root without a password.
+	var steps []string
+	for _, a := range [][]string{ActionStage, ActionReboot, ActionRollback} {
+		steps = append(steps, sudoersCommand(a))
+	}
+	return fmt.Appendf(nil, `# kafka-bootc's health checks and rollout steps, rendered by kafka-bootc:
+# members of wheel may run exactly these commands as root without a password.
 Cmnd_Alias KAFKA_BOOTC_PROBES = %s
-%%wheel ALL=(root) NOPASSWD: KAFKA_BOOTC_PROBES
-`, strings.Join(cmds, ", \\\n\t"))
+Cmnd_Alias KAFKA_BOOTC_STEPS = %s
+%%wheel ALL=(root) NOPASSWD: KAFKA_BOOTC_PROBES, KAFKA_BOOTC_STEPS
+`, strings.Join(probes, ", \\\n\t"), strings.Join(steps, ", \\\n\t"))
+}
+
+// sudoersCommand writes a command as a sudoers rule matches it: exactly
+// these arguments, and no others.
+func sudoersCommand(argv []string) string {
+	words := make([]string, len(argv))
+	for i, w := range argv {
+		words[i] = sudoersEscape(w)
+	}
+	if len(argv) == 1 {
+		// A command alone would allow any arguments; "" allows none.
+		words = append(words, `""`)
+	}
+	return strings.Join(words, " ")
 }
 
 // sudoersEscape escapes the characters that sudoers gives a meaning in a

@@ -28,9 +28,13 @@ func TestSudoersAllowsExactlyTheRootProbes(t *testing.T) {
 		}
 		got := string(c.sudoers(r))
 		for _, p := range c.Probes(r) {
-			escaped := sudoersEscape(strings.Join(p.Argv, " "))
-			if strings.Contains(got, escaped) != p.Root {
+			if strings.Contains(got, sudoersCommand(p.Argv)) != p.Root {
 				t.Errorf("%s: probe %q (root %v) in the drop-in: %v", r, p.Name, p.Root, !p.Root)
+			}
+		}
+		for _, a := range [][]string{ActionStage, ActionReboot, ActionRollback} {
+			if !strings.Contains(got, sudoersCommand(a)+",") && !strings.Contains(got, sudoersCommand(a)+"\n") {
+				t.Errorf("%s: step %v is not in the drop-in:\n%s", r, a, got)
 			}
 		}
 	}

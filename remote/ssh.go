@@ -127,10 +127,27 @@ func (s *SSH) Run(ctx context.Context, host string, argv []string) ([]byte, erro
 	if err != nil {
 		return nil, err
 	}
-	session, err := client.NewSession()
-	if err != nil {
+	// A node that rebooted leaves a connection that may never answer
+	// again: give up on it after the timeout, and dial anew next time.
+	opened := make(chan error, 1)
+	var session *ssh.Session
+	go func() {
+		var err error
+		session, err = client.NewSession()
+		opened <- err
+	}()
+	select {
+	case err := <-opened:
+		if err != nil {
+			s.drop(host, client)
+			return nil, fmt.Errorf("%s: %w", host, err)
+		}
+	case <-time.After(s.timeout):
 		s.drop(host, client)
-		return nil, fmt.Errorf("%s: %w", host, err)
+		return nil, fmt.Errorf("%s: no answer within %s", host, s.timeout)
+	case <-ctx.Done():
+		s.drop(host, client)
+		return nil, fmt.Errorf("%s: %w", host, ctx.Err())
 	}
 	defer session.Close()
 	var stdout, stderr bytes.Buffer
@@ -142,6 +159,12 @@ func (s *SSH) Run(ctx context.Context, host string, argv []string) ([]byte, erro
 		session.Close()
 		return stdout.Bytes(), fmt.Errorf("%s: %s: %w", host, argv[0], ctx.Err())
 	case err := <-done:
+		var exit *ssh.ExitError
+		if err != nil && !errors.As(err, &exit) {
+			// Not the command's failure but the connection's, as when the
+			// node reboots: the next Run dials anew.
+			s.drop(host, client)
+		}
 		if err != nil {
 			return stdout.Bytes(), fmt.Errorf("%s: %s: %w: %s", host, strings.Join(argv, " "), err, strings.TrimSpace(stderr.String()))
 		}

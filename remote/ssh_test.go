@@ -30,6 +30,8 @@ type sshd struct {
 	ecdsaKey   ssh.PublicKey
 	clientKey  []byte
 	clientUser string
+	// restart stops the server and starts it again, as a reboot does.
+	restart func()
 }
 
 func newKey(t *testing.T) (ssh.PublicKey, []byte) {
@@ -99,28 +101,41 @@ PidFile %[2]s/sshd.pid
 `, port, dir)
 	os.WriteFile(filepath.Join(dir, "sshd_config"), []byte(config), 0o600)
 	os.MkdirAll("/run/sshd", 0o755) // sshd's privilege separation directory
-	cmd := exec.Command(bin, "-D", "-e", "-f", filepath.Join(dir, "sshd_config"))
-	var log bytes.Buffer
-	cmd.Stderr = &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			break
+	var cmd *exec.Cmd
+	start := func() {
+		cmd = exec.Command(bin, "-D", "-e", "-f", filepath.Join(dir, "sshd_config"))
+		cmd.WaitDelay = time.Second
+		var log bytes.Buffer
+		cmd.Stderr = &log
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
 		}
-		if time.Since(start) > 10*time.Second {
-			t.Fatalf("sshd did not start: %s", log.String())
+		for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
+			if c, err := net.Dial("tcp", addr); err == nil {
+				c.Close()
+				break
+			}
+			if time.Since(start) > 10*time.Second {
+				t.Fatalf("sshd did not start: %s", log.String())
+			}
 		}
 	}
+	stop := func() {
+		// sshd's children serve the open connections: end them too, and
+		// do not wait for the pipes they may still hold.
+		exec.Command("pkill", "-KILL", "-P", fmt.Sprint(cmd.Process.Pid)).Run()
+		cmd.Process.Kill()
+		cmd.Wait()
+	}
+	start()
+	t.Cleanup(stop)
 	u, err := user.Current()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return sshd{addr: addr, hostKey: hostPub, ecdsaKey: ecPub, clientKey: clientPriv, clientUser: u.Username}
+	return sshd{addr: addr, hostKey: hostPub, ecdsaKey: ecPub, clientKey: clientPriv, clientUser: u.Username,
+		restart: func() { stop(); start() }}
 }
 
 func (d sshd) knownHosts(key ssh.PublicKey) []byte {
@@ -213,4 +228,25 @@ func TestAWrongKeyIsRefusedAndNeverQuoted(t *testing.T) {
 	if _, err := New(Config{User: "kafka", PrivateKey: broken}); err == nil || !strings.HasPrefix(err.Error(), "ssh key: not a private key") || strings.Contains(err.Error(), string(broken[40:60])) {
 		t.Errorf("a broken key: %v", err)
 	}
+}
+
+// TestANodeThatRebootedIsDialledAnew: the connection of a node that went
+// away is dropped, and the next command dials the node again.
+func TestANodeThatRebootedIsDialledAnew(t *testing.T) {
+	d := startSSHD(t)
+	s, err := d.client(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Run(context.Background(), d.addr, []string{"true"}); err != nil {
+		t.Fatal(err)
+	}
+	d.restart()
+	var last error
+	for range 3 {
+		if _, last = s.Run(context.Background(), d.addr, []string{"echo", "back"}); last == nil {
+			return
+		}
+	}
+	t.Errorf("still failing after the node came back: %v", last)
 }

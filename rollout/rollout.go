@@ -1,0 +1,267 @@
+// Package rollout moves a running cluster to its published node images,
+// one node at a time, with a health gate after each, the way Strimzi's
+// KafkaRoller rolls a Kafka cluster (cluster-operator/src/main/java/io/
+// strimzi/operator/cluster/operator/resource/KafkaRoller.java). It reaches
+// nodes through the same Runner as package health.
+package rollout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"dagger/kafka-bootc/health"
+	"dagger/kafka-bootc/nodes"
+)
+
+// Step is what the rollout does with one node.
+type Step struct {
+	health.Node
+	// Current is the digest the node runs; Target the one it moves to.
+	Current, Target string
+	// Skip is set for a node that already runs its target: a rerun after a
+	// failure resumes where the failure stopped it.
+	Skip bool
+}
+
+// Plan orders the nodes as KafkaRoller does: controllers before brokers,
+// one at a time, and the active controller (the quorum's leader) last of
+// the controllers, so that the quorum elects a new leader once, not at
+// every restart (KafkaRoller's class comment: "any new controller is still
+// the last pod to be rolled, thus avoid unnecessary controller
+// elections"). Each node's target is its Published digest.
+func Plan(rep health.Report) ([]Step, error) {
+	var controllers, brokers []Step
+	for _, r := range rep.Rows {
+		if r.Published == "" {
+			return nil, fmt.Errorf("%s: no target image: its published digest is not known", r.Name)
+		}
+		s := Step{Node: r.Node, Current: r.Bootc.Booted, Target: r.Published, Skip: r.Bootc.Booted == r.Published}
+		if r.Role == nodes.Controller {
+			controllers = append(controllers, s)
+		} else {
+			brokers = append(brokers, s)
+		}
+	}
+	slices.SortStableFunc(controllers, func(a, b Step) int {
+		return boolInt(a.ID == rep.Leader) - boolInt(b.ID == rep.Leader)
+	})
+	return append(controllers, brokers...), nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Options tune a rollout.
+type Options struct {
+	// Timeout bounds each wait: for the node to come back, for its Kafka
+	// unit, and for the cluster to be healthy again.
+	Timeout time.Duration
+	// Poll is the time between two looks while waiting.
+	Poll time.Duration
+	// Rollback, when set, moves a node that failed back to the deployment
+	// it ran before, and reboots it.
+	Rollback bool
+	// DryRun prints the plan and changes nothing.
+	DryRun bool
+	// Log receives the progress, a line per step.
+	Log io.Writer
+	// Sleep waits; tests replace it.
+	Sleep func(context.Context, time.Duration) error
+}
+
+func (o Options) sleep(ctx context.Context, d time.Duration) error {
+	if o.Sleep != nil {
+		return o.Sleep(ctx, d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// Run moves every node of ns to its Published digest. It refuses to start
+// unless the cluster is healthy, stops at the first failure and leaves
+// every node after it untouched. It returns what it did, a line per node.
+func Run(ctx context.Context, run health.Runner, c *nodes.Cluster, ns []health.Node, o Options) (string, error) {
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 15 * time.Minute
+	}
+	if o.Poll == 0 {
+		o.Poll = 5 * time.Second
+	}
+	rep := health.Check(ctx, run, c, ns)
+	steps, err := Plan(rep)
+	if err != nil {
+		return "", err
+	}
+	var done strings.Builder
+	fmt.Fprintf(&done, "%-20s %-14s %-14s %s\n", "NODE", "CURRENT", "TARGET", "RESULT")
+	line := func(s Step, result string) {
+		fmt.Fprintf(&done, "%-20s %-14s %-14s %s\n", s.Name, short(s.Current), short(s.Target), result)
+	}
+	if o.DryRun {
+		for _, s := range steps {
+			line(s, map[bool]string{true: "up to date", false: "would move"}[s.Skip])
+		}
+		return done.String(), nil
+	}
+	if !rep.Healthy() {
+		return "", fmt.Errorf("refusing to start: the cluster is unhealthy\n%s", rep.Table())
+	}
+	for i, s := range steps {
+		if s.Skip {
+			line(s, "up to date")
+			continue
+		}
+		fmt.Fprintf(o.Log, "%s: moving from %s to %s\n", s.Name, short(s.Current), short(s.Target))
+		if err := o.move(ctx, run, c, ns, s); err != nil {
+			result := "FAILED: " + oneLine(err)
+			if o.Rollback {
+				if rerr := o.rollback(ctx, run, s); rerr != nil {
+					result += "; rollback FAILED: " + oneLine(rerr)
+				} else {
+					result += "; rolled back"
+				}
+			}
+			line(s, result)
+			for _, rest := range steps[i+1:] {
+				line(rest, "untouched")
+			}
+			return "", fmt.Errorf("rollout stopped at %s: %w\n%s", s.Name, err, done.String())
+		}
+		line(s, "moved")
+		fmt.Fprintf(o.Log, "%s: done, the cluster is healthy\n", s.Name)
+	}
+	return done.String(), nil
+}
+
+// move stages the node's target, reboots into it and waits for the node,
+// its Kafka unit and the cluster's health.
+func (o Options) move(ctx context.Context, run health.Runner, c *nodes.Cluster, ns []health.Node, s Step) error {
+	root := func(argv []string) []string { return append([]string{"sudo", "-n"}, argv...) }
+	bootc, unit := probe(c, s, nodes.ProbeBootc), probe(c, s, nodes.ProbeUnit)
+	if bootc == nil || unit == nil {
+		return fmt.Errorf("a %s has no bootc or unit probe", s.Role)
+	}
+	status := func() (health.Bootc, error) {
+		out, err := run.Run(ctx, s.Host, root(bootc))
+		if err != nil {
+			return health.Bootc{}, err
+		}
+		return health.ParseBootc(out)
+	}
+	fmt.Fprintf(o.Log, "%s: staging the image its tag points to\n", s.Name)
+	if _, err := run.Run(ctx, s.Host, root(nodes.ActionStage)); err != nil {
+		return fmt.Errorf("staging: %w", err)
+	}
+	st, err := status()
+	if err != nil {
+		return fmt.Errorf("after staging: %w", err)
+	}
+	if st.Staged != s.Target {
+		return fmt.Errorf("staged %s, want %s: the tag moved since the rollout started, or the registry serves another image", orNothing(st.Staged), s.Target)
+	}
+	fmt.Fprintf(o.Log, "%s: rebooting into %s\n", s.Name, short(s.Target))
+	// The connection drops with the reboot; whether the command says so
+	// first is up to the node.
+	run.Run(ctx, s.Host, root(nodes.ActionReboot))
+	if err := o.wait(ctx, "booting "+short(s.Target), func() error {
+		st, err := status()
+		if err != nil {
+			return err
+		}
+		if st.Booted != s.Target {
+			return fmt.Errorf("booted %s", short(st.Booted))
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := o.wait(ctx, "the Kafka unit", func() error {
+		out, err := run.Run(ctx, s.Host, unit)
+		if state := strings.TrimSpace(string(out)); state != "active" {
+			return fmt.Errorf("it is %s (%v)", state, err)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	// The gate: the whole cluster healthy again, every voter caught up,
+	// no partition under-replicated (KafkaRoller's canRoll asks the same
+	// of the quorum and of the partitions before each restart).
+	return o.wait(ctx, "the cluster's health", func() error {
+		if rep := health.Check(ctx, run, c, ns); !rep.Healthy() {
+			return errors.New(strings.Join(rep.Problems, "; "))
+		}
+		return nil
+	})
+}
+
+// rollback boots the node back into the deployment it ran before.
+func (o Options) rollback(ctx context.Context, run health.Runner, s Step) error {
+	fmt.Fprintf(o.Log, "%s: rolling back to %s\n", s.Name, short(s.Current))
+	if _, err := run.Run(ctx, s.Host, append([]string{"sudo", "-n"}, nodes.ActionRollback...)); err != nil {
+		return err
+	}
+	run.Run(ctx, s.Host, append([]string{"sudo", "-n"}, nodes.ActionReboot...))
+	return nil
+}
+
+// wait polls ready every Poll until it answers nil, for at most Timeout.
+func (o Options) wait(ctx context.Context, what string, ready func() error) error {
+	var last error
+	for attempt := 0; ; attempt++ {
+		if last = ready(); last == nil {
+			return nil
+		}
+		if time.Duration(attempt+1)*o.Poll > o.Timeout {
+			return fmt.Errorf("waiting for %s: gave up after %s: %v", what, o.Timeout, last)
+		}
+		if err := o.sleep(ctx, o.Poll); err != nil {
+			return fmt.Errorf("waiting for %s: %w", what, err)
+		}
+	}
+}
+
+// probe is the command of the named probe on the step's node, or nil.
+func probe(c *nodes.Cluster, s Step, name string) []string {
+	for _, p := range c.Probes(s.Role) {
+		if p.Name == name {
+			return p.Argv
+		}
+	}
+	return nil
+}
+
+func short(d string) string {
+	d = strings.TrimPrefix(d, "sha256:")
+	if d == "" {
+		return "-"
+	}
+	return d[:min(12, len(d))]
+}
+
+func orNothing(d string) string {
+	if d == "" {
+		return "nothing"
+	}
+	return d
+}
+
+func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
