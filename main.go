@@ -17,12 +17,14 @@ import (
 	"os"
 	"path"
 	"strings"
+	"time"
 
 	"dagger/kafka-bootc/bib"
 	"dagger/kafka-bootc/health"
 	"dagger/kafka-bootc/internal/dagger"
 	"dagger/kafka-bootc/nodes"
 	"dagger/kafka-bootc/remote"
+	"dagger/kafka-bootc/rollout"
 
 	"github.com/sourcegraph/conc/pool"
 )
@@ -666,50 +668,7 @@ func (m *KafkaBootc) Health(
 	// +optional
 	published string,
 ) (string, error) {
-	c, err := m.cluster()
-	if err != nil {
-		return "", err
-	}
-	if knownHosts == nil && !acceptNewHostKeys {
-		return "", errors.New("known hosts: give --known-hosts (ssh-keyscan NODE... > known_hosts), or --accept-new-host-keys to trust the nodes' keys on first use")
-	}
-	refs := map[string]string{}
-	if published != "" {
-		if refs, err = health.ParsePublished(published); err != nil {
-			return "", err
-		}
-	}
-	targets, err := health.Targets(c, address, refs)
-	if err != nil {
-		return "", err
-	}
-	if published == "" && c.Registry != "" {
-		// The tags as they are now: what an upgrade would move to.
-		for i, n := range c.Nodes {
-			if ref, err := dag.Container().From(c.Ref(n)).ImageRef(ctx); err == nil {
-				if t, err := health.Targets(c, nil, map[string]string{n.Name: ref}); err == nil {
-					targets[i].Published = t[i].Published
-				}
-			}
-		}
-	}
-	cfg := remote.Config{User: sshUser, AcceptNewHostKeys: acceptNewHostKeys, Log: os.Stderr}
-	if cfg.User == "" {
-		cfg.User = c.Disk.User
-	}
-	key, err := identity.Plaintext(ctx)
-	if err != nil {
-		return "", err
-	}
-	cfg.PrivateKey = []byte(key)
-	if knownHosts != nil {
-		hosts, err := knownHosts.Contents(ctx)
-		if err != nil {
-			return "", err
-		}
-		cfg.KnownHosts = []byte(hosts)
-	}
-	ssh, err := remote.New(cfg)
+	c, targets, ssh, err := m.connect(ctx, identity, knownHosts, acceptNewHostKeys, address, sshUser, published)
 	if err != nil {
 		return "", err
 	}
@@ -719,6 +678,127 @@ func (m *KafkaBootc) Health(
 		return "", fmt.Errorf("the cluster is unhealthy\n%s", rep.Table())
 	}
 	return rep.Table(), nil
+}
+
+// Rollout moves the running cluster to the published node images, one node
+// at a time: controllers first, the quorum's leader last of them, then
+// brokers. It refuses to start unless the cluster is healthy (as health
+// reports it). For each node it stages the image with bootc, checks that
+// the staged digest is the target, reboots into it, and waits for the
+// node, its Kafka unit and the whole cluster to be healthy again before
+// the next. It stops at the first failure, leaves the nodes after it
+// untouched and says what it did; a rerun skips the nodes already on their
+// target, so it resumes.
+//
+// The targets are the digests of the nodes' tags, looked up once at the
+// start so that every node gets the same snapshot, or those that
+// build-all printed (--published). A node stages what its tag points to,
+// so a tag that moves during the rollout stops it.
+//
+// Never cached: it changes running machines.
+// +cache="never"
+func (m *KafkaBootc) Rollout(
+	ctx context.Context,
+	// Private SSH key of the disk user, for example file:$HOME/.ssh/id_ed25519
+	// (no passphrase). It is never printed.
+	identity *dagger.Secret,
+	// known_hosts file listing every node's host key, for example made with
+	// ssh-keyscan. Host keys are always checked against it.
+	// +optional
+	knownHosts *dagger.File,
+	// Accept the host key of a node that --known-hosts does not list, and
+	// print it. A node whose key differs from its line is refused all the
+	// same.
+	// +optional
+	acceptNewHostKeys bool,
+	// Where to reach a node, as NODE=HOST or NODE=HOST:PORT (repeatable);
+	// a node not given is reached at its hostname.
+	// +optional
+	address []string,
+	// User to log in as; the disk user when not given.
+	// +optional
+	sshUser string,
+	// The images to move to, as build-all printed them ("<node>
+	// <reference>@sha256:..." lines). By default, the digests that the
+	// nodes' tags point to when the rollout starts.
+	// +optional
+	published string,
+	// Print the plan (order, current and target digest of every node) and
+	// change nothing.
+	// +optional
+	dryRun bool,
+	// Roll a node that fails back to the deployment it ran before, and
+	// reboot it. Without it, a failed node is left as it is, for a look.
+	// +optional
+	rollback bool,
+	// How long to wait, in seconds, for a node to come back, for its Kafka
+	// unit, and for the cluster to be healthy again, each.
+	// +default=900
+	timeout int,
+) (string, error) {
+	if timeout < 1 {
+		return "", fmt.Errorf("timeout %d: must be at least 1 second", timeout)
+	}
+	c, targets, ssh, err := m.connect(ctx, identity, knownHosts, acceptNewHostKeys, address, sshUser, published)
+	if err != nil {
+		return "", err
+	}
+	defer ssh.Close()
+	return rollout.Run(ctx, ssh, c, targets, rollout.Options{
+		Timeout: time.Duration(timeout) * time.Second, Poll: 5 * time.Second,
+		Rollback: rollback, DryRun: dryRun, Log: os.Stderr,
+	})
+}
+
+// connect plans the cluster, pairs its nodes with their addresses and
+// published digests, and opens SSH to them.
+func (m *KafkaBootc) connect(ctx context.Context, identity *dagger.Secret, knownHosts *dagger.File, acceptNewHostKeys bool,
+	address []string, sshUser, published string) (*nodes.Cluster, []health.Node, *remote.SSH, error) {
+	c, err := m.cluster()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if knownHosts == nil && !acceptNewHostKeys {
+		return nil, nil, nil, errors.New("known hosts: give --known-hosts (ssh-keyscan NODE... > known_hosts), or --accept-new-host-keys to trust the nodes' keys on first use")
+	}
+	refs := map[string]string{}
+	if published != "" {
+		if refs, err = health.ParsePublished(published); err != nil {
+			return nil, nil, nil, err
+		}
+	} else if c.Registry != "" {
+		// The tags as they are now, looked up once.
+		for _, n := range c.Nodes {
+			if ref, err := dag.Container().From(c.Ref(n)).ImageRef(ctx); err == nil {
+				refs[n.Name] = ref
+			}
+		}
+	}
+	targets, err := health.Targets(c, address, refs)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cfg := remote.Config{User: sshUser, AcceptNewHostKeys: acceptNewHostKeys, Log: os.Stderr}
+	if cfg.User == "" {
+		cfg.User = c.Disk.User
+	}
+	key, err := identity.Plaintext(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cfg.PrivateKey = []byte(key)
+	if knownHosts != nil {
+		hosts, err := knownHosts.Contents(ctx)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		cfg.KnownHosts = []byte(hosts)
+	}
+	ssh, err := remote.New(cfg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return c, targets, ssh, nil
 }
 
 // withVMScripts adds the scripts that start and remove the nodes' VMs.

@@ -279,6 +279,7 @@ func TestEveryFunctionStatesItsCachePolicy(t *testing.T) {
 		"Disks":     "session", // base, bound and builder images' tags
 		"Disk":      "session", // the same
 		"Health":    "never",   // reads running machines
+		"Rollout":   "never",   // changes running machines
 	}
 	src, err := os.ReadFile("main.go")
 	if err != nil {

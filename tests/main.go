@@ -96,6 +96,7 @@ func (m *Tests) All(ctx context.Context) error {
 	p.Go(m.Reruns)
 	p.Go(m.Disk)
 	p.Go(m.Health)
+	p.Go(m.Rollout)
 	return p.Wait()
 }
 
@@ -375,15 +376,29 @@ mkdir -p /run/sshd
 ssh-keygen -A
 cat > /usr/bin/bootc <<'EOS'
 #!/bin/sh
-[ "$*" = "status --format=json" ] || { echo "bootc stand-in: $*: not allowed here" >&2; exit 2; }
-echo '{"apiVersion":"org.containers.bootc/v1","kind":"BootcHost","metadata":{"name":"host"},"spec":{"image":{"image":"localhost:5000/e2e/node:latest","transport":"registry"}},"status":{"staged":null,"booted":{"image":{"image":{"image":"localhost:5000/e2e/node:latest","transport":"registry"},"imageDigest":"sha256:736b359467c9437c1ac915acaae952aad854e07eb4a16a94999a48af08c83c34"},"incompatible":false,"pinned":false},"rollback":null}}'
+# bootc's deployments as files: booted, staged, previous; tag is what the
+# registry serves under the node's tag.
+s=/var/lib/e2e
+entry() { echo "{\"image\":{\"image\":{\"image\":\"localhost:5000/e2e/node:latest\",\"transport\":\"registry\"},\"imageDigest\":\"$1\"}}"; }
+case "$*" in
+"status --format=json")
+	staged=null
+	if [ -s $s/staged ]; then staged=$(entry "$(cat $s/staged)"); fi
+	echo "{\"apiVersion\":\"org.containers.bootc/v1\",\"kind\":\"BootcHost\",\"status\":{\"staged\":$staged,\"booted\":$(entry "$(cat $s/booted)")}}" ;;
+upgrade) cp $s/tag $s/staged ;;
+rollback) cp $s/previous $s/staged ;;
+*) echo "bootc stand-in: $*: not allowed here" >&2; exit 2 ;;
+esac
 EOS
 cat > /usr/bin/systemctl <<'EOS'
 #!/bin/sh
-[ "$1" = is-active ] || exit 1
-state=$(cat /etc/e2e-unit-state 2>/dev/null || echo active)
-echo "$state"
-[ "$state" = active ]
+# A reboot boots what is staged; sshd, and the connection, stay up.
+s=/var/lib/e2e
+case "$1" in
+is-active) state=$(cat /etc/e2e-unit-state 2>/dev/null || echo active); echo "$state"; [ "$state" = active ] ;;
+reboot) if [ -s $s/staged ]; then cp $s/booted $s/previous; mv $s/staged $s/booted; fi ;;
+*) exit 1 ;;
+esac
 EOS
 cat > /usr/bin/podman <<'EOS'
 #!/bin/sh
@@ -402,29 +417,23 @@ chmod 755 /usr/bin/bootc /usr/bin/systemctl /usr/bin/podman
 // lets the disk user run the probes as root, and nothing else.
 // +cache="never"
 func (m *Tests) Health(ctx context.Context) error {
-	keys := dag.Container().From(toolsImage).
-		WithExec([]string{"sh", "-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-client >/dev/null"}).
-		WithEnvVariable("RUN", nonce()).
-		WithExec([]string{"sh", "-c", "mkdir /keys && ssh-keygen -q -t ed25519 -N '' -C e2e -f /keys/id_ed25519"}).
-		Directory("/keys")
-	kb := cluster("e2e", dagger.KafkaBootcOpts{})
-	config := kb.Config()
-	key, err := keys.File("id_ed25519").Contents(ctx)
+	keys, identity, err := sshKeys(ctx)
 	if err != nil {
 		return err
 	}
-	identity := dag.SetSecret("e2e-ssh-key-"+nonce(), key)
+	kb := cluster("e2e", dagger.KafkaBootcOpts{})
+	config := kb.Config()
 	// health runs the function against the two nodes, the broker's Kafka
 	// unit in the given state.
 	health := func(brokerUnit string) (string, error) {
-		addresses, knownHosts, err := healthNodes(ctx, keys, config, brokerUnit)
+		addresses, knownHosts, err := standInNodes(ctx, keys, config, brokerUnit, digestBefore, digestBefore)
 		if err != nil {
 			return "", err
 		}
 		return kb.Health(ctx, identity, dagger.KafkaBootcHealthOpts{
 			KnownHosts: dag.Directory().WithNewFile("known_hosts", knownHosts).File("known_hosts"),
 			Address:    addresses,
-			Published:  "kafka-broker-1 localhost:5000/e2e/kafka-broker-1:latest@sha256:736b359467c9437c1ac915acaae952aad854e07eb4a16a94999a48af08c83c34",
+			Published:  "kafka-broker-1 localhost:5000/e2e/kafka-broker-1:latest@" + digestBefore,
 		})
 	}
 	out, err := health("active")
@@ -442,9 +451,16 @@ func (m *Tests) Health(ctx context.Context) error {
 	return nil
 }
 
-// healthNodes starts the two stand-in nodes, the broker's Kafka unit in
-// the given state, and returns their addresses and known_hosts.
-func healthNodes(ctx context.Context, keys, config *dagger.Directory, brokerUnit string) ([]string, string, error) {
+// Digests the stand-in nodes boot, or find under their tags.
+const (
+	digestBefore = "sha256:736b359467c9437c1ac915acaae952aad854e07eb4a16a94999a48af08c83c34"
+	digestAfter  = "sha256:16dc2b6256b4ff0d2ec18d2dbfb06d117904010c8cf9732cdb022818cf7a7566"
+)
+
+// standInNodes starts the two stand-in nodes, booted on one digest with
+// their tags on another, the broker's Kafka unit in the given state, and
+// returns their addresses and known_hosts.
+func standInNodes(ctx context.Context, keys, config *dagger.Directory, brokerUnit, booted, tag string) ([]string, string, error) {
 	var addresses []string
 	var knownHosts strings.Builder
 	for _, n := range []struct{ name, role string }{{"kafka-broker-1", "broker"}, {"kafka-controller-1", "controller"}} {
@@ -456,7 +472,9 @@ func healthNodes(ctx context.Context, keys, config *dagger.Directory, brokerUnit
 			WithFile("/e2e/authorized_keys", keys.File("id_ed25519.pub")).
 			WithFile("/e2e/sudoers", config.File("kafka-"+n.role+"/etc/sudoers.d/kafka-bootc")).
 			WithExec([]string{"sh", "-c", nodeScript}).
-			WithNewFile("/etc/e2e-unit-state", unit+"\n")
+			WithNewFile("/etc/e2e-unit-state", unit+"\n").
+			WithNewFile("/var/lib/e2e/booted", booted).
+			WithNewFile("/var/lib/e2e/tag", tag)
 		// The drop-in lets the disk user run exactly the probes as root.
 		if _, err := node.WithExec([]string{"su", "kafka", "-c", "sudo -n /usr/bin/bootc status --format=json"}).Sync(ctx); err != nil {
 			return nil, "", fmt.Errorf("%s: sudo refuses a probe: %w", n.name, err)
@@ -484,4 +502,59 @@ func healthNodes(ctx context.Context, keys, config *dagger.Directory, brokerUnit
 		fmt.Fprintf(&knownHosts, "[%s]:22 %s %s\n", host, f[0], f[1])
 	}
 	return addresses, knownHosts.String(), nil
+}
+
+// sshKeys makes a key pair for the disk user, fresh for each run: the
+// directory holds id_ed25519 and id_ed25519.pub; the secret, the private
+// key.
+func sshKeys(ctx context.Context) (*dagger.Directory, *dagger.Secret, error) {
+	keys := dag.Container().From(toolsImage).
+		WithExec([]string{"sh", "-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-client >/dev/null"}).
+		WithEnvVariable("RUN", nonce()).
+		WithExec([]string{"sh", "-c", "mkdir /keys && ssh-keygen -q -t ed25519 -N '' -C e2e -f /keys/id_ed25519"}).
+		Directory("/keys")
+	key, err := keys.File("id_ed25519").Contents(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return keys, dag.SetSecret("e2e-ssh-key-"+nonce(), key), nil
+}
+
+// Rollout moves two stand-in nodes of a 1+1 cluster, over SSH, from the
+// digest they boot to the one their tags point to: the controller first,
+// each through its stand-in bootc and reboot, checked by health after;
+// then reruns it, which finds both up to date and touches neither.
+// +cache="never"
+func (m *Tests) Rollout(ctx context.Context) error {
+	keys, identity, err := sshKeys(ctx)
+	if err != nil {
+		return err
+	}
+	kb := cluster("e2e", dagger.KafkaBootcOpts{})
+	addresses, knownHosts, err := standInNodes(ctx, keys, kb.Config(), "active", digestBefore, digestAfter)
+	if err != nil {
+		return err
+	}
+	published := "kafka-broker-1 localhost:5000/e2e/kafka-broker-1:latest@" + digestAfter + "\n" +
+		"kafka-controller-1 localhost:5000/e2e/kafka-controller-1:latest@" + digestAfter + "\n"
+	hosts := dag.Directory().WithNewFile("known_hosts", knownHosts).File("known_hosts")
+	roll := func() (string, error) {
+		return kb.Rollout(ctx, identity, dagger.KafkaBootcRolloutOpts{KnownHosts: hosts, Address: addresses, Published: published, Timeout: 60})
+	}
+	out, err := roll()
+	if err != nil {
+		return fmt.Errorf("rollout: %w", err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[1], "kafka-controller-1") || !strings.HasSuffix(lines[1], "moved") || !strings.HasSuffix(lines[2], "moved") {
+		return fmt.Errorf("rollout did not move the controller, then the broker:\n%s", out)
+	}
+	after, err := kb.Health(ctx, identity, dagger.KafkaBootcHealthOpts{KnownHosts: hosts, Address: addresses, Published: published})
+	if err != nil || strings.Count(after, " yes ") != 2 {
+		return fmt.Errorf("health after the rollout: %v\n%s", err, after)
+	}
+	if out, err := roll(); err != nil || strings.Count(out, "up to date") != 2 {
+		return fmt.Errorf("a rerun of a finished rollout: %v\n%s", err, out)
+	}
+	return nil
 }

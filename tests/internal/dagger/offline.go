@@ -152,3 +152,34 @@ func (r *KafkaBootc) Health(ctx context.Context, identity *Secret, opts ...Kafka
 	q = q.Bind(&response)
 	return response, q.Execute(ctx)
 }
+
+// KafkaBootcRolloutOpts are rollout's optional arguments that the tests use.
+type KafkaBootcRolloutOpts struct {
+	KnownHosts *File
+	Address    []string
+	Published  string
+	Timeout    int
+}
+
+// Rollout is kafka-bootc's rollout function.
+func (r *KafkaBootc) Rollout(ctx context.Context, identity *Secret, opts ...KafkaBootcRolloutOpts) (string, error) {
+	q := r.query.Select("rollout")
+	for i := len(opts) - 1; i >= 0; i-- {
+		if !querybuilder.IsZeroValue(opts[i].KnownHosts) {
+			q = q.Arg("knownHosts", opts[i].KnownHosts)
+		}
+		if !querybuilder.IsZeroValue(opts[i].Address) {
+			q = q.Arg("address", opts[i].Address)
+		}
+		if !querybuilder.IsZeroValue(opts[i].Published) {
+			q = q.Arg("published", opts[i].Published)
+		}
+		if !querybuilder.IsZeroValue(opts[i].Timeout) {
+			q = q.Arg("timeout", opts[i].Timeout)
+		}
+	}
+	q = q.Arg("identity", identity)
+	var response string
+	q = q.Bind(&response)
+	return response, q.Execute(ctx)
+}
