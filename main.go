@@ -654,7 +654,7 @@ func (m *KafkaBootc) Health(
 	// print it. A node whose key differs from its line is refused all the
 	// same.
 	// +optional
-	acceptNewHostKeys bool,
+	insecureAcceptNewHostKeys bool,
 	// Where to reach a node, as NODE=HOST or NODE=HOST:PORT (repeatable);
 	// a node not given is reached at its hostname.
 	// +optional
@@ -668,7 +668,7 @@ func (m *KafkaBootc) Health(
 	// +optional
 	published string,
 ) (string, error) {
-	c, targets, ssh, err := m.connect(ctx, identity, knownHosts, acceptNewHostKeys, address, sshUser, published)
+	c, targets, ssh, err := m.connect(ctx, identity, knownHosts, insecureAcceptNewHostKeys, address, sshUser, published)
 	if err != nil {
 		return "", err
 	}
@@ -710,7 +710,7 @@ func (m *KafkaBootc) Rollout(
 	// print it. A node whose key differs from its line is refused all the
 	// same.
 	// +optional
-	acceptNewHostKeys bool,
+	insecureAcceptNewHostKeys bool,
 	// Where to reach a node, as NODE=HOST or NODE=HOST:PORT (repeatable);
 	// a node not given is reached at its hostname.
 	// +optional
@@ -739,7 +739,7 @@ func (m *KafkaBootc) Rollout(
 	if timeout < 1 {
 		return "", fmt.Errorf("timeout %d: must be at least 1 second", timeout)
 	}
-	c, targets, ssh, err := m.connect(ctx, identity, knownHosts, acceptNewHostKeys, address, sshUser, published)
+	c, targets, ssh, err := m.connect(ctx, identity, knownHosts, insecureAcceptNewHostKeys, address, sshUser, published)
 	if err != nil {
 		return "", err
 	}
@@ -752,14 +752,14 @@ func (m *KafkaBootc) Rollout(
 
 // connect plans the cluster, pairs its nodes with their addresses and
 // published digests, and opens SSH to them.
-func (m *KafkaBootc) connect(ctx context.Context, identity *dagger.Secret, knownHosts *dagger.File, acceptNewHostKeys bool,
+func (m *KafkaBootc) connect(ctx context.Context, identity *dagger.Secret, knownHosts *dagger.File, insecureAcceptNewHostKeys bool,
 	address []string, sshUser, published string) (*nodes.Cluster, []health.Node, *remote.SSH, error) {
 	c, err := m.cluster()
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if knownHosts == nil && !acceptNewHostKeys {
-		return nil, nil, nil, errors.New("known hosts: give --known-hosts (ssh-keyscan NODE... > known_hosts), or --accept-new-host-keys to trust the nodes' keys on first use")
+	if knownHosts == nil && !insecureAcceptNewHostKeys {
+		return nil, nil, nil, errors.New("known hosts: give --known-hosts (ssh-keyscan NODE... > known_hosts), or --insecure-accept-new-host-keys to trust the nodes' keys on first use")
 	}
 	refs := map[string]string{}
 	if published != "" {
@@ -778,7 +778,7 @@ func (m *KafkaBootc) connect(ctx context.Context, identity *dagger.Secret, known
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	cfg := remote.Config{User: sshUser, AcceptNewHostKeys: acceptNewHostKeys, Log: os.Stderr}
+	cfg := remote.Config{User: sshUser, AcceptNewHostKeys: insecureAcceptNewHostKeys, Log: os.Stderr}
 	if cfg.User == "" {
 		cfg.User = c.Disk.User
 	}

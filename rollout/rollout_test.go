@@ -288,3 +288,19 @@ func TestEveryNodeNeedsATarget(t *testing.T) {
 		t.Errorf("%v", err)
 	}
 }
+
+func TestANodeThatNeverComesBackHitsTheTimeout(t *testing.T) {
+	c, ns, f := cluster(t)
+	f.onStep = func(f *fake) {
+		if strings.HasSuffix(f.steps[len(f.steps)-1], "reboot") {
+			f.nodes["kafka-controller-1"].away = 1 << 30
+		}
+	}
+	_, err := Run(context.Background(), f, c, ns, fast)
+	if err == nil || !strings.Contains(err.Error(), "rollout stopped at kafka-controller-1: waiting for booting 16dc2b6256b4: gave up after 1m0s: dial tcp kafka-controller-1:22: connect: connection refused") {
+		t.Errorf("%v", err)
+	}
+	if len(f.steps) != 2 {
+		t.Errorf("steps after the node was lost: %v", f.steps)
+	}
+}
