@@ -105,6 +105,11 @@ func Run(ctx context.Context, run health.Runner, c *nodes.Cluster, ns []health.N
 	if o.Poll == 0 {
 		o.Poll = 5 * time.Second
 	}
+	for _, n := range ns {
+		if n.Published == "" {
+			return "", fmt.Errorf("%s: no target image: its published digest is not known (give --registry, whose tags are looked up, or --published)", n.Name)
+		}
+	}
 	rep := health.Check(ctx, run, c, ns)
 	steps, err := Plan(rep)
 	if err != nil {
