@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -195,6 +196,19 @@ func Check(ctx context.Context, run Runner, c *nodes.Cluster, ns []Node) Report 
 		}
 		if len(urp) > 0 {
 			problem("partitions: %d under-replicated", len(urp))
+		}
+	}
+	var live []int
+	if err := first(nodes.Broker, nodes.ProbeLiveBrokers, func(out []byte) (err error) {
+		live, err = ParseLiveBrokers(out)
+		return err
+	}); err != nil {
+		problem("brokers: the live brokers cannot be read: %v", oneLine(err))
+	} else {
+		for _, r := range rep.Rows {
+			if r.Role == nodes.Broker && !slices.Contains(live, r.ID) {
+				problem("%s: node %d is not a live broker (not registered, or fenced)", r.Name, r.ID)
+			}
 		}
 	}
 	if err := first(nodes.Broker, nodes.ProbeUnavailable, func(out []byte) (err error) {

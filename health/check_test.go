@@ -41,6 +41,17 @@ const underReplicated = "\tTopic: orders\tPartition: 0\tLeader: 1\tReplicas: 1,2
 	"\tTopic: orders\tPartition: 4\tLeader: 1\tReplicas: 2,1,3\tIsr: 1,3\tElr: N/A\tLastKnownElr: N/A\n" +
 	"\tTopic: payments\tPartition: 2\tLeader: 3\tReplicas: 3,2,1\tIsr: 3,1\tElr: N/A\tLastKnownElr: N/A\n"
 
+// apiVersions is "kafka-broker-api-versions.sh" as Kafka 3.8 prints it
+// for the given brokers: Node.toString, " -> ", then NodeApiVersions
+// .toString(true), cut short here.
+func apiVersions(ids ...int) string {
+	var b strings.Builder
+	for _, id := range ids {
+		fmt.Fprintf(&b, "kafka-broker-%d:9092 (id: %d rack: null) -> (\n\tProduce(0): 0 to 11 [usable: 11],\n\tFetch(1): 0 to 16 [usable: 16],\n\tListOffsets(2): 0 to 8 [usable: 8]\n)\n", id, id)
+	}
+	return b.String()
+}
+
 const unavailable = "\tTopic: orders\tPartition: 7\tLeader: none\tReplicas: 2\tIsr: \tElr: N/A\tLastKnownElr: N/A\n"
 
 // fakeNode is a node as the fake runner serves it.
@@ -48,6 +59,7 @@ type fakeNode struct {
 	down                               bool
 	booted, staged, unit               string
 	quorum, urp, unavailable, bootcErr string
+	live                               string
 }
 
 // fake runs the probes against fake nodes, by host. It refuses any other
@@ -77,6 +89,8 @@ func (f fake) Run(_ context.Context, host string, argv []string) ([]byte, error)
 		return []byte(n.urp), nil
 	case cmd == "sudo -n /usr/bin/podman exec kafka-broker /opt/kafka/bin/kafka-topics.sh --bootstrap-server localhost:9092 --describe --unavailable-partitions":
 		return []byte(n.unavailable), nil
+	case cmd == "sudo -n /usr/bin/podman exec kafka-broker /opt/kafka/bin/kafka-broker-api-versions.sh --bootstrap-server localhost:9092":
+		return []byte(n.live), nil
 	}
 	return nil, fmt.Errorf("fake %s: unexpected command %q", host, cmd)
 }
@@ -101,7 +115,7 @@ func cluster(t *testing.T) (*nodes.Cluster, []Node, fake) {
 	var ns []Node
 	for _, n := range c.Nodes {
 		ns = append(ns, Node{Node: n, Host: n.Hostname, Published: current})
-		f[n.Hostname] = &fakeNode{booted: current, unit: "active", quorum: healthyQuorum}
+		f[n.Hostname] = &fakeNode{booted: current, unit: "active", quorum: healthyQuorum, live: apiVersions(1, 2, 3)}
 	}
 	return c, ns, f
 }
@@ -179,6 +193,11 @@ func TestEachProblemMakesTheClusterUnhealthy(t *testing.T) {
 				f[name].unit = "inactive"
 			}
 		}, "metadata quorum: cannot be read: no controller with an active Kafka unit to ask"},
+		{"a fenced broker", func(f fake) {
+			for _, n := range f {
+				n.live = apiVersions(1, 2)
+			}
+		}, "kafka-broker-3: node 3 is not a live broker (not registered, or fenced)"},
 		{"under-replicated partitions", func(f fake) {
 			for _, n := range f {
 				n.urp = underReplicated

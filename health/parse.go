@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -109,6 +110,34 @@ func ParseReplication(out []byte) ([]Replica, error) {
 		rs = append(rs, r)
 	}
 	return rs, nil
+}
+
+// liveBroker is a broker line of kafka-broker-api-versions.sh: the broker
+// as Kafka's Node.toString writes it, "host:port (id: N rack: R)", then
+// " -> " and its API versions (BrokerApiVersionsCommand in Kafka 3.8).
+var liveBroker = regexp.MustCompile(`(?m)^\S+ \(id: (-?\d+) rack: [^)]*\) -> `)
+
+// ParseLiveBrokers reads the ids of the brokers that
+// "kafka-broker-api-versions.sh" lists: those in the cluster's metadata,
+// which in KRaft are the registered brokers that are not fenced.
+func ParseLiveBrokers(out []byte) ([]int, error) {
+	var ids []int
+	for _, m := range liveBroker.FindAllSubmatch(out, -1) {
+		id, err := strconv.Atoi(string(m[1]))
+		if err != nil {
+			return nil, fmt.Errorf("broker api versions: id %q is not a number", m[1])
+		}
+		ids = append(ids, id)
+	}
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("broker api versions: no broker in %q", firstLine(out))
+	}
+	return ids, nil
+}
+
+func firstLine(out []byte) string {
+	line, _, _ := strings.Cut(string(out), "\n")
+	return line
 }
 
 // Partition is one partition line of "kafka-topics.sh --describe".

@@ -57,6 +57,16 @@ func TestParseReplication(t *testing.T) {
 	}
 }
 
+func TestParseLiveBrokers(t *testing.T) {
+	ids, err := ParseLiveBrokers([]byte(apiVersions(1, 3)))
+	if err != nil || len(ids) != 2 || ids[0] != 1 || ids[1] != 3 {
+		t.Errorf("%v, %v", ids, err)
+	}
+	if _, err := ParseLiveBrokers([]byte("Error while executing: TimeoutException\n")); err == nil {
+		t.Error("output without brokers accepted")
+	}
+}
+
 func TestParsePartitions(t *testing.T) {
 	ps, err := ParsePartitions([]byte("Topic: orders\tTopicId: 6r4s2kGXQ8e1RdzAd3H5jA\tPartitionCount: 8\tReplicationFactor: 3\tConfigs: min.insync.replicas=2\n" + underReplicated + unavailable))
 	if err != nil {

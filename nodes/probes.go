@@ -27,6 +27,7 @@ const (
 	ProbeQuorum           = "metadata quorum"
 	ProbeUnderReplicated  = "under-replicated partitions"
 	ProbeUnavailable      = "unavailable partitions"
+	ProbeLiveBrokers      = "live brokers"
 	sudoersPath           = "/etc/sudoers.d/kafka-bootc"
 	kafkaBin              = "/opt/kafka/bin/"
 	podmanPath, bootcPath = "/usr/bin/podman", "/usr/bin/bootc"
@@ -35,7 +36,7 @@ const (
 // Probes lists what the checks run on a node of the role: bootc's view of
 // its images and the state of its Kafka unit on every node; the metadata
 // quorum's replication on controllers; the partitions that lack replicas
-// or a leader on brokers. Kafka's own tools run inside the node's Kafka
+// or a leader, and the live brokers, on brokers. Kafka's own tools run inside the node's Kafka
 // container, against the node itself.
 func (c *Cluster) Probes(r Role) []Probe {
 	ps := []Probe{
@@ -54,7 +55,11 @@ func (c *Cluster) Probes(r Role) []Probe {
 			Probe{Name: ProbeUnderReplicated, Root: true,
 				Argv: exec("kafka-topics.sh", "--bootstrap-server", local, "--describe", "--under-replicated-partitions")},
 			Probe{Name: ProbeUnavailable, Root: true,
-				Argv: exec("kafka-topics.sh", "--bootstrap-server", local, "--describe", "--unavailable-partitions")})
+				Argv: exec("kafka-topics.sh", "--bootstrap-server", local, "--describe", "--unavailable-partitions")},
+			// The brokers in the cluster's metadata: in KRaft, the
+			// registered brokers that are not fenced.
+			Probe{Name: ProbeLiveBrokers, Root: true,
+				Argv: exec("kafka-broker-api-versions.sh", "--bootstrap-server", local)})
 	}
 	return ps
 }

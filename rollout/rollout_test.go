@@ -96,6 +96,8 @@ func (f *fake) Run(_ context.Context, host string, argv []string) ([]byte, error
 		return []byte(f.urp), nil
 	case strings.Contains(cmd, "--unavailable-partitions"):
 		return nil, nil
+	case strings.Contains(cmd, "kafka-broker-api-versions.sh"):
+		return []byte("kafka-broker-1:9092 (id: 1 rack: null) -> (\n)\nkafka-broker-2:9092 (id: 2 rack: null) -> (\n)\nkafka-broker-3:9092 (id: 3 rack: null) -> (\n)\n"), nil
 	case cmd == "sudo -n /usr/bin/bootc upgrade":
 		n.staged = f.tags[n.name]
 		step("stage")

@@ -405,6 +405,7 @@ cat > /usr/bin/podman <<'EOS'
 case "$*" in
 *kafka-metadata-quorum.sh*) printf 'NodeId\tLogEndOffset\tLag\tLastFetchTimestamp\tLastCaughtUpTimestamp\tStatus  \t\n1001  \t812         \t0  \t1795731220412     \t1795731220412        \tLeader  \t\n1     \t812         \t0  \t1795731220395     \t1795731220395        \tObserver\t\n' ;;
 *kafka-topics.sh*) ;;
+*kafka-broker-api-versions.sh*) printf 'kafka-broker-1:9092 (id: 1 rack: null) -> (\n\tProduce(0): 0 to 11 [usable: 11]\n)\n' ;;
 *) echo "podman stand-in: $*" >&2; exit 2 ;;
 esac
 EOS
