@@ -64,7 +64,9 @@ func (r Report) Healthy() bool { return len(r.Problems) == 0 }
 
 // MaxVoterLagMs is how far, in time, a voter's last caught-up moment may be
 // behind the leader's for the voter to count as caught up: the measure that
-// kafka-metadata-quorum.sh describe --status prints as MaxFollowerLagTimeMs.
+// kafka-metadata-quorum.sh describe --status prints as MaxFollowerLagTimeMs,
+// and the one Strimzi's KafkaQuorumCheck.isQuorumHealthyWithoutNode
+// compares (there against controller.quorum.fetch.timeout.ms).
 const MaxVoterLagMs = 5000
 
 // Check reads every node and the cluster's Kafka state. It needs the
