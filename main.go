@@ -668,7 +668,7 @@ func (m *KafkaBootc) Health(
 	// +optional
 	published string,
 ) (string, error) {
-	c, targets, ssh, err := m.connect(ctx, identity, knownHosts, insecureAcceptNewHostKeys, address, sshUser, published)
+	c, targets, ssh, err := m.connect(ctx, identity, knownHosts, insecureAcceptNewHostKeys, address, sshUser, published, false)
 	if err != nil {
 		return "", err
 	}
@@ -739,7 +739,7 @@ func (m *KafkaBootc) Rollout(
 	if timeout < 1 {
 		return "", fmt.Errorf("timeout %d: must be at least 1 second", timeout)
 	}
-	c, targets, ssh, err := m.connect(ctx, identity, knownHosts, insecureAcceptNewHostKeys, address, sshUser, published)
+	c, targets, ssh, err := m.connect(ctx, identity, knownHosts, insecureAcceptNewHostKeys, address, sshUser, published, true)
 	if err != nil {
 		return "", err
 	}
@@ -751,9 +751,10 @@ func (m *KafkaBootc) Rollout(
 }
 
 // connect plans the cluster, pairs its nodes with their addresses and
-// published digests, and opens SSH to them.
+// published digests, and opens SSH to them. A tag that cannot be looked
+// up is an error when the targets are needed, a warning otherwise.
 func (m *KafkaBootc) connect(ctx context.Context, identity *dagger.Secret, knownHosts *dagger.File, insecureAcceptNewHostKeys bool,
-	address []string, sshUser, published string) (*nodes.Cluster, []health.Node, *remote.SSH, error) {
+	address []string, sshUser, published string, needTargets bool) (*nodes.Cluster, []health.Node, *remote.SSH, error) {
 	c, err := m.cluster()
 	if err != nil {
 		return nil, nil, nil, err
@@ -769,8 +770,14 @@ func (m *KafkaBootc) connect(ctx context.Context, identity *dagger.Secret, known
 	} else if c.Registry != "" {
 		// The tags as they are now, looked up once.
 		for _, n := range c.Nodes {
-			if ref, err := dag.Container().From(c.Ref(n)).ImageRef(ctx); err == nil {
+			ref, err := dag.Container().From(c.Ref(n)).ImageRef(ctx)
+			switch {
+			case err == nil:
 				refs[n.Name] = ref
+			case needTargets:
+				return nil, nil, nil, fmt.Errorf("%s: looking up %s: %w", n.Name, c.Ref(n), err)
+			default:
+				fmt.Fprintf(os.Stderr, "%s: looking up %s: %v\n", n.Name, c.Ref(n), err)
 			}
 		}
 	}
