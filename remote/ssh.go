@@ -156,7 +156,9 @@ func (s *SSH) Run(ctx context.Context, host string, argv []string) ([]byte, erro
 	go func() { done <- session.Run(shellJoin(argv)) }()
 	select {
 	case <-ctx.Done():
-		session.Close()
+		// A command that did not answer in time may sit on a connection
+		// that is gone: dial anew next time.
+		s.drop(host, client)
 		return stdout.Bytes(), fmt.Errorf("%s: %s: %w", host, argv[0], ctx.Err())
 	case err := <-done:
 		var exit *ssh.ExitError

@@ -60,6 +60,10 @@ func boolInt(b bool) int {
 	return 0
 }
 
+// attemptTimeout bounds one look while waiting: Kafka's tools give up on a
+// broker within a minute (the admin client's default.api.timeout.ms).
+const attemptTimeout = 2 * time.Minute
+
 // Options tune a rollout.
 type Options struct {
 	// Timeout bounds each wait: for the node to come back, for its Kafka
@@ -164,7 +168,7 @@ func (o Options) move(ctx context.Context, run health.Runner, c *nodes.Cluster, 
 	if bootc == nil || unit == nil {
 		return fmt.Errorf("a %s has no bootc or unit probe", s.Role)
 	}
-	status := func() (health.Bootc, error) {
+	status := func(ctx context.Context) (health.Bootc, error) {
 		out, err := run.Run(ctx, s.Host, root(bootc))
 		if err != nil {
 			return health.Bootc{}, err
@@ -175,7 +179,7 @@ func (o Options) move(ctx context.Context, run health.Runner, c *nodes.Cluster, 
 	if _, err := run.Run(ctx, s.Host, root(nodes.ActionStage)); err != nil {
 		return fmt.Errorf("staging: %w", err)
 	}
-	st, err := status()
+	st, err := status(ctx)
 	if err != nil {
 		return fmt.Errorf("after staging: %w", err)
 	}
@@ -186,8 +190,8 @@ func (o Options) move(ctx context.Context, run health.Runner, c *nodes.Cluster, 
 	// The connection drops with the reboot; whether the command says so
 	// first is up to the node.
 	run.Run(ctx, s.Host, root(nodes.ActionReboot))
-	if err := o.wait(ctx, "booting "+short(s.Target), func() error {
-		st, err := status()
+	if err := o.wait(ctx, "booting "+short(s.Target), func(ctx context.Context) error {
+		st, err := status(ctx)
 		if err != nil {
 			return err
 		}
@@ -198,7 +202,7 @@ func (o Options) move(ctx context.Context, run health.Runner, c *nodes.Cluster, 
 	}); err != nil {
 		return err
 	}
-	if err := o.wait(ctx, "the Kafka unit", func() error {
+	if err := o.wait(ctx, "the Kafka unit", func(ctx context.Context) error {
 		out, err := run.Run(ctx, s.Host, unit)
 		if state := strings.TrimSpace(string(out)); state != "active" {
 			return fmt.Errorf("it is %s (%v)", state, err)
@@ -210,7 +214,7 @@ func (o Options) move(ctx context.Context, run health.Runner, c *nodes.Cluster, 
 	// The gate: the whole cluster healthy again, every voter caught up,
 	// no partition under-replicated (KafkaRoller's canRoll asks the same
 	// of the quorum and of the partitions before each restart).
-	return o.wait(ctx, "the cluster's health", func() error {
+	return o.wait(ctx, "the cluster's health", func(ctx context.Context) error {
 		if rep := health.Check(ctx, run, c, ns); !rep.Healthy() {
 			return errors.New(strings.Join(rep.Problems, "; "))
 		}
@@ -229,10 +233,15 @@ func (o Options) rollback(ctx context.Context, run health.Runner, s Step) error 
 }
 
 // wait polls ready every Poll until it answers nil, for at most Timeout.
-func (o Options) wait(ctx context.Context, what string, ready func() error) error {
+// Each look gets at most attemptTimeout: a node that reboots can leave a
+// connection that never answers.
+func (o Options) wait(ctx context.Context, what string, ready func(context.Context) error) error {
 	var last error
 	for attempt := 0; ; attempt++ {
-		if last = ready(); last == nil {
+		actx, cancel := context.WithTimeout(ctx, min(attemptTimeout, o.Timeout))
+		last = ready(actx)
+		cancel()
+		if last == nil {
 			return nil
 		}
 		if time.Duration(attempt+1)*o.Poll > o.Timeout {
