@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"dagger/kafka-bootc/nodes"
 
@@ -69,6 +70,11 @@ func (r Report) Healthy() bool { return len(r.Problems) == 0 }
 // compares (there against controller.quorum.fetch.timeout.ms).
 const MaxVoterLagMs = 5000
 
+// ProbeTimeout bounds each probe, so that a node that does not answer
+// cannot hold the check: Kafka's tools give up within a minute (the admin
+// client's default.api.timeout.ms).
+const ProbeTimeout = 2 * time.Minute
+
 // Check reads every node and the cluster's Kafka state. It needs the
 // nodes' role probes (nodes.Cluster.Probes); root probes run through
 // "sudo -n", which the role image's sudoers drop-in allows.
@@ -80,6 +86,8 @@ func Check(ctx context.Context, run Runner, c *nodes.Cluster, ns []Node) Report 
 				if p.Root {
 					argv = append([]string{"sudo", "-n"}, argv...)
 				}
+				ctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
+				defer cancel()
 				return run.Run(ctx, n.Host, argv)
 			}
 		}
