@@ -631,18 +631,32 @@ func (m *KafkaBootc) diskRun(c *nodes.Cluster, n nodes.Node, published string) (
 	return run, archives, nil
 }
 
-// Health reads every running node over SSH and prints one table: each
-// node's role and id, its booted and staged image digests and whether they
-// are the published ones, its Kafka unit, its place in the metadata quorum
-// and the under-replicated partitions it leads; then "healthy", or what is
-// wrong. It fails when the cluster is unhealthy. Run it after
-// start-vms.sh, and before and after an upgrade. Root commands run through
-// sudo, which the node images allow for exactly these read-only checks.
-//
-// Never cached: it reads running machines.
-// +cache="never"
-func (m *KafkaBootc) Health(
-	ctx context.Context,
+// Running is the cluster as it runs, reached over SSH as the disk user:
+// what health reads and rollout changes. Give it the module arguments that
+// the cluster was built with: they name the nodes, the probes and the
+// tags.
+type Running struct {
+	// +private
+	Spec string
+	// +private
+	Identity *dagger.Secret
+	// +private
+	KnownHosts *dagger.File
+	// +private
+	InsecureAcceptNewHostKeys bool
+	// +private
+	Address []string
+	// +private
+	SSHUser string
+	// +private
+	Published string
+}
+
+// Running returns the running cluster, to check with health or upgrade
+// with rollout: "running --identity file:$HOME/.ssh/id_ed25519
+// --known-hosts ./known_hosts health". It only checks its arguments; the
+// nodes are reached by the function that follows.
+func (m *KafkaBootc) Running(
 	// Private SSH key of the disk user, for example file:$HOME/.ssh/id_ed25519
 	// (no passphrase). It is never printed.
 	identity *dagger.Secret,
@@ -662,13 +676,45 @@ func (m *KafkaBootc) Health(
 	// User to log in as; the disk user when not given.
 	// +optional
 	sshUser string,
-	// The published images to compare with, as build-all printed them
-	// ("<node> <reference>@sha256:..." lines). By default each node's tag
-	// is looked up in the registry now.
+	// The published images, as build-all printed them ("<node>
+	// <reference>@sha256:..." lines): what health compares with and rollout
+	// moves to. By default, the digests that the nodes' tags point to, looked
+	// up once.
 	// +optional
 	published string,
-) (string, error) {
-	c, targets, ssh, err := m.connect(ctx, identity, knownHosts, insecureAcceptNewHostKeys, address, sshUser, published, false)
+) (*Running, error) {
+	c, err := m.cluster()
+	if err != nil {
+		return nil, err
+	}
+	if knownHosts == nil && !insecureAcceptNewHostKeys {
+		return nil, errors.New("known hosts: give --known-hosts (ssh-keyscan NODE... > known_hosts), or --insecure-accept-new-host-keys to trust the nodes' keys on first use")
+	}
+	refs := map[string]string{}
+	if published != "" {
+		if refs, err = health.ParsePublished(published); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := health.Targets(c, address, refs); err != nil {
+		return nil, err
+	}
+	return &Running{Spec: m.Spec, Identity: identity, KnownHosts: knownHosts, InsecureAcceptNewHostKeys: insecureAcceptNewHostKeys,
+		Address: address, SSHUser: sshUser, Published: published}, nil
+}
+
+// Health reads every node and prints one table: each node's role and id,
+// its booted and staged image digests and whether they are the published
+// ones, its Kafka unit, its place in the metadata quorum and the
+// under-replicated partitions it leads; then "healthy", or what is wrong.
+// It fails when the cluster is unhealthy. Run it after start-vms.sh, and
+// before and after an upgrade. Root commands run through sudo, which the
+// node images allow for exactly these checks and rollout's steps.
+//
+// Never cached: it reads running machines.
+// +cache="never"
+func (r *Running) Health(ctx context.Context) (string, error) {
+	c, targets, ssh, err := r.connect(ctx, false)
 	if err != nil {
 		return "", err
 	}
@@ -688,41 +734,13 @@ func (m *KafkaBootc) Health(
 // node, its Kafka unit and the whole cluster to be healthy again before
 // the next. It stops at the first failure, leaves the nodes after it
 // untouched and says what it did; a rerun skips the nodes already on their
-// target, so it resumes.
-//
-// The targets are the digests of the nodes' tags, looked up once at the
-// start so that every node gets the same snapshot, or those that
-// build-all printed (--published). A node stages what its tag points to,
-// so a tag that moves during the rollout stops it.
+// target, so it resumes. A node stages what its tag points to, so a tag
+// that moves during the rollout stops it.
 //
 // Never cached: it changes running machines.
 // +cache="never"
-func (m *KafkaBootc) Rollout(
+func (r *Running) Rollout(
 	ctx context.Context,
-	// Private SSH key of the disk user, for example file:$HOME/.ssh/id_ed25519
-	// (no passphrase). It is never printed.
-	identity *dagger.Secret,
-	// known_hosts file listing every node's host key, for example made with
-	// ssh-keyscan. Host keys are always checked against it.
-	// +optional
-	knownHosts *dagger.File,
-	// Accept the host key of a node that --known-hosts does not list, and
-	// print it. A node whose key differs from its line is refused all the
-	// same.
-	// +optional
-	insecureAcceptNewHostKeys bool,
-	// Where to reach a node, as NODE=HOST or NODE=HOST:PORT (repeatable);
-	// a node not given is reached at its hostname.
-	// +optional
-	address []string,
-	// User to log in as; the disk user when not given.
-	// +optional
-	sshUser string,
-	// The images to move to, as build-all printed them ("<node>
-	// <reference>@sha256:..." lines). By default, the digests that the
-	// nodes' tags point to when the rollout starts.
-	// +optional
-	published string,
 	// Print the plan (order, current and target digest of every node) and
 	// change nothing.
 	// +optional
@@ -739,7 +757,7 @@ func (m *KafkaBootc) Rollout(
 	if timeout < 1 {
 		return "", fmt.Errorf("timeout %d: must be at least 1 second", timeout)
 	}
-	c, targets, ssh, err := m.connect(ctx, identity, knownHosts, insecureAcceptNewHostKeys, address, sshUser, published, true)
+	c, targets, ssh, err := r.connect(ctx, true)
 	if err != nil {
 		return "", err
 	}
@@ -753,22 +771,17 @@ func (m *KafkaBootc) Rollout(
 // connect plans the cluster, pairs its nodes with their addresses and
 // published digests, and opens SSH to them. A tag that cannot be looked
 // up is an error when the targets are needed, a warning otherwise.
-func (m *KafkaBootc) connect(ctx context.Context, identity *dagger.Secret, knownHosts *dagger.File, insecureAcceptNewHostKeys bool,
-	address []string, sshUser, published string, needTargets bool) (*nodes.Cluster, []health.Node, *remote.SSH, error) {
-	c, err := m.cluster()
+func (r *Running) connect(ctx context.Context, needTargets bool) (*nodes.Cluster, []health.Node, *remote.SSH, error) {
+	c, err := (&KafkaBootc{Spec: r.Spec}).cluster()
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if knownHosts == nil && !insecureAcceptNewHostKeys {
-		return nil, nil, nil, errors.New("known hosts: give --known-hosts (ssh-keyscan NODE... > known_hosts), or --insecure-accept-new-host-keys to trust the nodes' keys on first use")
-	}
 	refs := map[string]string{}
-	if published != "" {
-		if refs, err = health.ParsePublished(published); err != nil {
+	if r.Published != "" {
+		if refs, err = health.ParsePublished(r.Published); err != nil {
 			return nil, nil, nil, err
 		}
 	} else if c.Registry != "" {
-		// The tags as they are now, looked up once.
 		for _, n := range c.Nodes {
 			ref, err := dag.Container().From(c.Ref(n)).ImageRef(ctx)
 			switch {
@@ -781,21 +794,21 @@ func (m *KafkaBootc) connect(ctx context.Context, identity *dagger.Secret, known
 			}
 		}
 	}
-	targets, err := health.Targets(c, address, refs)
+	targets, err := health.Targets(c, r.Address, refs)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	cfg := remote.Config{User: sshUser, AcceptNewHostKeys: insecureAcceptNewHostKeys, Log: os.Stderr}
+	cfg := remote.Config{User: r.SSHUser, AcceptNewHostKeys: r.InsecureAcceptNewHostKeys, Log: os.Stderr}
 	if cfg.User == "" {
 		cfg.User = c.Disk.User
 	}
-	key, err := identity.Plaintext(ctx)
+	key, err := r.Identity.Plaintext(ctx)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	cfg.PrivateKey = []byte(key)
-	if knownHosts != nil {
-		hosts, err := knownHosts.Contents(ctx)
+	if r.KnownHosts != nil {
+		hosts, err := r.KnownHosts.Contents(ctx)
 		if err != nil {
 			return nil, nil, nil, err
 		}

@@ -34,9 +34,12 @@ type param struct {
 	ctx bool
 }
 
-// function is New or a method of KafkaBootc, as main.go declares it.
+// function is New or a method of one of the module's objects, as main.go
+// declares it.
 type function struct {
-	name   string
+	name string
+	// recv is the object's type, empty for New.
+	recv   string
 	doc    string
 	params []param
 }
@@ -61,6 +64,13 @@ func functions(t *testing.T) []function {
 			continue
 		}
 		fun := function{name: fn.Name.Name}
+		if fn.Recv != nil {
+			if star, ok := fn.Recv.List[0].Type.(*ast.StarExpr); ok {
+				if id, ok := star.X.(*ast.Ident); ok {
+					fun.recv = id.Name
+				}
+			}
+		}
 		if fn.Doc != nil {
 			fun.doc = fn.Doc.Text()
 		}
@@ -224,9 +234,13 @@ func TestNoJMXExporterLeavesTheExporterOut(t *testing.T) {
 // still send it), and a bool must default to false, or no Go caller could
 // ever send false.
 func TestEveryDocumentedValueIsReachableFromGo(t *testing.T) {
-	recv, err := newModule(t, map[string]any{"registry": "quay.io/me", "sshKey": []string{testSSHKey}})
+	m, err := newModule(t, map[string]any{"registry": "quay.io/me", "sshKey": []string{testSSHKey}})
 	if err != nil {
 		t.Fatal(err)
+	}
+	receivers := map[string]reflect.Value{
+		"KafkaBootc": reflect.ValueOf(m),
+		"Running":    reflect.ValueOf(&Running{Spec: m.Spec}),
 	}
 	zeroMeaning := regexp.MustCompile(`(?i)\b(0|zero|empty|none|false)\b (means|leaves|turns|disables|removes)`)
 	checked := 0
@@ -252,7 +266,11 @@ func TestEveryDocumentedValueIsReachableFromGo(t *testing.T) {
 			if zeroMeaning.MatchString(p.doc) {
 				t.Errorf("%s: argument %s defaults to %s, yet its help gives its zero value a meaning: %q", fn.name, p.name, p.def, p.doc)
 			}
-			if _, err := call(t, reflect.ValueOf(recv), fn, map[string]any{p.name: nil}); err == nil {
+			recv, ok := receivers[fn.recv]
+			if fn.recv != "" && !ok {
+				t.Fatalf("%s: no receiver of type %s to call it on; add one", fn.name, fn.recv)
+			}
+			if _, err := call(t, recv, fn, map[string]any{p.name: nil}); err == nil {
 				t.Errorf("%s: argument %s: its zero value is accepted, but from Go it is never sent and the default %s applies instead", fn.name, p.name, p.def)
 			} else if strings.HasPrefix(err.Error(), "panic:") {
 				t.Errorf("%s: argument %s set to its zero value: %v", fn.name, p.name, err)
@@ -278,6 +296,7 @@ func TestEveryFunctionStatesItsCachePolicy(t *testing.T) {
 		"BuildAll":  "never",   // writes to a registry
 		"Disks":     "session", // base, bound and builder images' tags
 		"Disk":      "session", // the same
+		"Running":   "",        // checks its arguments, nothing else
 		"Health":    "never",   // reads running machines
 		"Rollout":   "never",   // changes running machines
 	}
@@ -291,7 +310,7 @@ func TestEveryFunctionStatesItsCachePolicy(t *testing.T) {
 			t.Errorf("%s: no cache policy decided here; add it to this table", fn.name)
 			continue
 		}
-		m := regexp.MustCompile(`(?m)^// \+cache="(\w+)"\n(?:// .*\n)*func (?:\(m \*KafkaBootc\) )?` + fn.name + `\(`).FindSubmatch(src)
+		m := regexp.MustCompile(`(?m)^// \+cache="(\w+)"\n(?:// .*\n)*func (?:\(\w+ \*\w+\) )?` + fn.name + `\(`).FindSubmatch(src)
 		got := ""
 		if m != nil {
 			got = string(m[1])

@@ -431,11 +431,11 @@ func (m *Tests) Health(ctx context.Context) error {
 		if err != nil {
 			return "", err
 		}
-		return kb.Health(ctx, identity, dagger.KafkaBootcHealthOpts{
+		return kb.Running(identity, dagger.KafkaBootcRunningOpts{
 			KnownHosts: dag.Directory().WithNewFile("known_hosts", knownHosts).File("known_hosts"),
 			Address:    addresses,
 			Published:  "kafka-broker-1 localhost:5000/e2e/kafka-broker-1:latest@" + digestBefore,
-		})
+		}).Health(ctx)
 	}
 	out, err := health("active")
 	if err != nil {
@@ -539,8 +539,9 @@ func (m *Tests) Rollout(ctx context.Context) error {
 	published := "kafka-broker-1 localhost:5000/e2e/kafka-broker-1:latest@" + digestAfter + "\n" +
 		"kafka-controller-1 localhost:5000/e2e/kafka-controller-1:latest@" + digestAfter + "\n"
 	hosts := dag.Directory().WithNewFile("known_hosts", knownHosts).File("known_hosts")
+	running := kb.Running(identity, dagger.KafkaBootcRunningOpts{KnownHosts: hosts, Address: addresses, Published: published})
 	roll := func() (string, error) {
-		return kb.Rollout(ctx, identity, dagger.KafkaBootcRolloutOpts{KnownHosts: hosts, Address: addresses, Published: published, Timeout: 60})
+		return running.Rollout(ctx, dagger.KafkaBootcRunningRolloutOpts{Timeout: 60})
 	}
 	out, err := roll()
 	if err != nil {
@@ -550,7 +551,7 @@ func (m *Tests) Rollout(ctx context.Context) error {
 	if len(lines) != 3 || !strings.HasPrefix(lines[1], "kafka-controller-1") || !strings.HasSuffix(lines[1], "moved") || !strings.HasSuffix(lines[2], "moved") {
 		return fmt.Errorf("rollout did not move the controller, then the broker:\n%s", out)
 	}
-	after, err := kb.Health(ctx, identity, dagger.KafkaBootcHealthOpts{KnownHosts: hosts, Address: addresses, Published: published})
+	after, err := running.Health(ctx)
 	if err != nil || strings.Count(after, " yes ") != 2 {
 		return fmt.Errorf("health after the rollout: %v\n%s", err, after)
 	}

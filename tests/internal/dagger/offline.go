@@ -126,16 +126,19 @@ func (r *KafkaBootc) Disk(node string, opts ...KafkaBootcDiskOpts) *Directory {
 	return (&sdk.Directory{}).WithGraphQLQuery(q)
 }
 
-// KafkaBootcHealthOpts are health's optional arguments that the tests use.
-type KafkaBootcHealthOpts struct {
+// KafkaBootcRunningOpts are running's optional arguments that the tests use.
+type KafkaBootcRunningOpts struct {
 	KnownHosts *File
 	Address    []string
 	Published  string
 }
 
-// Health is kafka-bootc's health function.
-func (r *KafkaBootc) Health(ctx context.Context, identity *Secret, opts ...KafkaBootcHealthOpts) (string, error) {
-	q := r.query.Select("health")
+// KafkaBootcRunning is kafka-bootc's running cluster.
+type KafkaBootcRunning struct{ query *querybuilder.Selection }
+
+// Running is kafka-bootc's running function.
+func (r *KafkaBootc) Running(identity *Secret, opts ...KafkaBootcRunningOpts) *KafkaBootcRunning {
+	q := r.query.Select("running")
 	for i := len(opts) - 1; i >= 0; i-- {
 		if !querybuilder.IsZeroValue(opts[i].KnownHosts) {
 			q = q.Arg("knownHosts", opts[i].KnownHosts)
@@ -148,37 +151,31 @@ func (r *KafkaBootc) Health(ctx context.Context, identity *Secret, opts ...Kafka
 		}
 	}
 	q = q.Arg("identity", identity)
+	return &KafkaBootcRunning{query: q}
+}
+
+// Health is the running cluster's health function.
+func (r *KafkaBootcRunning) Health(ctx context.Context) (string, error) {
+	q := r.query.Select("health")
 	var response string
 	q = q.Bind(&response)
 	return response, q.Execute(ctx)
 }
 
-// KafkaBootcRolloutOpts are rollout's optional arguments that the tests use.
-type KafkaBootcRolloutOpts struct {
-	KnownHosts *File
-	Address    []string
-	Published  string
-	Timeout    int
+// KafkaBootcRunningRolloutOpts are rollout's optional arguments that the
+// tests use.
+type KafkaBootcRunningRolloutOpts struct {
+	Timeout int
 }
 
-// Rollout is kafka-bootc's rollout function.
-func (r *KafkaBootc) Rollout(ctx context.Context, identity *Secret, opts ...KafkaBootcRolloutOpts) (string, error) {
+// Rollout is the running cluster's rollout function.
+func (r *KafkaBootcRunning) Rollout(ctx context.Context, opts ...KafkaBootcRunningRolloutOpts) (string, error) {
 	q := r.query.Select("rollout")
 	for i := len(opts) - 1; i >= 0; i-- {
-		if !querybuilder.IsZeroValue(opts[i].KnownHosts) {
-			q = q.Arg("knownHosts", opts[i].KnownHosts)
-		}
-		if !querybuilder.IsZeroValue(opts[i].Address) {
-			q = q.Arg("address", opts[i].Address)
-		}
-		if !querybuilder.IsZeroValue(opts[i].Published) {
-			q = q.Arg("published", opts[i].Published)
-		}
 		if !querybuilder.IsZeroValue(opts[i].Timeout) {
 			q = q.Arg("timeout", opts[i].Timeout)
 		}
 	}
-	q = q.Arg("identity", identity)
 	var response string
 	q = q.Bind(&response)
 	return response, q.Execute(ctx)
