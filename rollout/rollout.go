@@ -128,6 +128,12 @@ func Run(ctx context.Context, run health.Runner, c *nodes.Cluster, ns []health.N
 		for _, s := range steps {
 			line(s, map[bool]string{true: "up to date", false: "would move"}[s.Skip])
 		}
+		if !rep.Healthy() {
+			done.WriteString("a rollout would refuse to start now: the cluster is unhealthy:\n")
+			for _, p := range rep.Problems {
+				done.WriteString("  " + p + "\n")
+			}
+		}
 		return done.String(), nil
 	}
 	if !rep.Healthy() {

@@ -262,6 +262,17 @@ func TestDryRunPrintsThePlanAndChangesNothing(t *testing.T) {
 	}
 }
 
+func TestDryRunSaysWhenARolloutWouldRefuse(t *testing.T) {
+	c, ns, f := cluster(t)
+	f.nodes["kafka-broker-3"].unit = "failed"
+	o := fast
+	o.DryRun = true
+	out, err := Run(context.Background(), f, c, ns, o)
+	if err != nil || !strings.HasSuffix(out, "a rollout would refuse to start now: the cluster is unhealthy:\n  kafka-broker-3: the Kafka unit is failed\n") || len(f.steps) != 0 {
+		t.Errorf("%v, steps %v:\n%s", err, f.steps, out)
+	}
+}
+
 func TestRollbackOnlyWhenAsked(t *testing.T) {
 	for _, rollback := range []bool{false, true} {
 		c, ns, f := cluster(t)
