@@ -1,8 +1,10 @@
 // End-to-end checks of kafka-bootc on a real Dagger engine: a small
 // cluster is published to a registry that runs as a Dagger service, pulled
 // back and inspected; reruns are checked against what the registry holds
-// and what it was sent; and one node's disk is built with
-// bootc-image-builder and inspected with qemu-img.
+// and what it was sent; one node's disk is built with bootc-image-builder
+// and inspected with qemu-img; and health and rollout run over SSH against
+// stand-in nodes (real sshd and sudo, stand-in bootc, podman and
+// systemctl).
 //
 // Run them with: dagger call -m tests all
 package main
