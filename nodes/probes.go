@@ -22,12 +22,18 @@ type Probe struct {
 
 // The probes' names.
 const (
-	ProbeBootc            = "bootc status"
-	ProbeUnit             = "kafka unit"
-	ProbeQuorum           = "metadata quorum"
-	ProbeUnderReplicated  = "under-replicated partitions"
-	ProbeUnavailable      = "unavailable partitions"
-	ProbeLiveBrokers      = "live brokers"
+	ProbeBootc           = "bootc status"
+	ProbeUnit            = "kafka unit"
+	ProbeQuorum          = "metadata quorum"
+	ProbeUnderReplicated = "under-replicated partitions"
+	ProbeUnavailable     = "unavailable partitions"
+	ProbeLiveBrokers     = "live brokers"
+)
+
+// Where the probes and steps find what they run: the node's tools by
+// absolute path, which is how sudoers matches them, and Kafka's in the
+// apache/kafka image.
+const (
 	sudoersPath           = "/etc/sudoers.d/kafka-bootc"
 	kafkaBin              = "/opt/kafka/bin/"
 	podmanPath, bootcPath = "/usr/bin/podman", "/usr/bin/bootc"
@@ -36,8 +42,8 @@ const (
 // Probes lists what the checks run on a node of the role: bootc's view of
 // its images and the state of its Kafka unit on every node; the metadata
 // quorum's replication on controllers; the partitions that lack replicas
-// or a leader, and the live brokers, on brokers. Kafka's own tools run inside the node's Kafka
-// container, against the node itself.
+// or a leader, and the live brokers, on brokers. Kafka's own tools run
+// inside the node's Kafka container, against the node itself.
 func (c *Cluster) Probes(r Role) []Probe {
 	ps := []Probe{
 		{Name: ProbeBootc, Argv: []string{bootcPath, "status", "--format=json"}, Root: true},
