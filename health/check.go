@@ -80,18 +80,9 @@ const ProbeTimeout = 2 * time.Minute
 // "sudo -n", which the role image's sudoers drop-in allows.
 func Check(ctx context.Context, run Runner, c *nodes.Cluster, ns []Node) Report {
 	probe := func(ctx context.Context, n Node, name string) ([]byte, error) {
-		for _, p := range c.Probes(n.Role) {
-			if p.Name == name {
-				argv := p.Argv
-				if p.Root {
-					argv = append([]string{"sudo", "-n"}, argv...)
-				}
-				ctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
-				defer cancel()
-				return run.Run(ctx, n.Host, argv)
-			}
-		}
-		return nil, fmt.Errorf("no %s probe on a %s", name, n.Role)
+		ctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
+		defer cancel()
+		return RunProbe(ctx, run, c, n, name)
 	}
 	rows := make([]Row, len(ns))
 	p := pool.New()
@@ -230,6 +221,15 @@ func Check(ctx context.Context, run Runner, c *nodes.Cluster, ns []Node) Report 
 	return rep
 }
 
+// RunProbe runs the named probe of the node's role on the node.
+func RunProbe(ctx context.Context, run Runner, c *nodes.Cluster, n Node, name string) ([]byte, error) {
+	p, ok := c.Probe(n.Role, name)
+	if !ok {
+		return nil, fmt.Errorf("no %s probe on a %s", name, n.Role)
+	}
+	return run.Run(ctx, n.Host, p.Command())
+}
+
 // caughtUp reports whether a voter has kept up with the leader lately.
 func caughtUp(leader, voter Replica) bool {
 	if voter.ID == leader.ID {
@@ -269,7 +269,7 @@ func (r Report) Table() string {
 			urp = fmt.Sprint(row.URP)
 		}
 		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", row.Name, row.Role, row.ID,
-			short(row.Bootc.Booted), short(row.Bootc.Staged), published, row.Unit, quorum, urp)
+			ShortDigest(row.Bootc.Booted), ShortDigest(row.Bootc.Staged), published, row.Unit, quorum, urp)
 	}
 	w.Flush()
 	if r.Healthy() {
@@ -283,8 +283,9 @@ func (r Report) Table() string {
 	return b.String()
 }
 
-// short shortens a digest to the 12 hex digits that podman shows.
-func short(digest string) string {
+// ShortDigest shortens a digest to the 12 hex digits that podman shows,
+// "-" for none.
+func ShortDigest(digest string) string {
 	if digest == "" {
 		return "-"
 	}

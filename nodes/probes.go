@@ -78,6 +78,31 @@ var (
 	ActionRollback = []string{bootcPath, "rollback"}
 )
 
+// Probe finds the role's probe of the given name.
+func (c *Cluster) Probe(r Role, name string) (Probe, bool) {
+	for _, p := range c.Probes(r) {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return Probe{}, false
+}
+
+// Command is the probe's command line as the disk user runs it: through
+// sudo -n when it needs root.
+func (p Probe) Command() []string {
+	if p.Root {
+		return AsRoot(p.Argv)
+	}
+	return p.Argv
+}
+
+// AsRoot runs a command through sudo -n, which fails rather than asks for
+// a password: the sudoers drop-in allows the probes and steps without one.
+func AsRoot(argv []string) []string {
+	return append([]string{"sudo", "-n"}, argv...)
+}
+
 // sudoers is the role image's sudoers drop-in: members of wheel, as the
 // disk user is, may run the role's root probes and the rollout's steps as
 // root without a password, and nothing else that they could not run

@@ -122,7 +122,7 @@ func Run(ctx context.Context, run health.Runner, c *nodes.Cluster, ns []health.N
 	var done strings.Builder
 	fmt.Fprintf(&done, "%-20s %-14s %-14s %s\n", "NODE", "CURRENT", "TARGET", "RESULT")
 	line := func(s Step, result string) {
-		fmt.Fprintf(&done, "%-20s %-14s %-14s %s\n", s.Name, short(s.Current), short(s.Target), result)
+		fmt.Fprintf(&done, "%-20s %-14s %-14s %s\n", s.Name, health.ShortDigest(s.Current), health.ShortDigest(s.Target), result)
 	}
 	if o.DryRun {
 		for _, s := range steps {
@@ -144,7 +144,7 @@ func Run(ctx context.Context, run health.Runner, c *nodes.Cluster, ns []health.N
 			line(s, "up to date")
 			continue
 		}
-		fmt.Fprintf(o.Log, "%s: moving from %s to %s\n", s.Name, short(s.Current), short(s.Target))
+		fmt.Fprintf(o.Log, "%s: moving from %s to %s\n", s.Name, health.ShortDigest(s.Current), health.ShortDigest(s.Target))
 		if err := o.move(ctx, run, c, ns, s); err != nil {
 			result := "FAILED: " + oneLine(err)
 			if o.Rollback {
@@ -169,20 +169,15 @@ func Run(ctx context.Context, run health.Runner, c *nodes.Cluster, ns []health.N
 // move stages the node's target, reboots into it and waits for the node,
 // its Kafka unit and the cluster's health.
 func (o Options) move(ctx context.Context, run health.Runner, c *nodes.Cluster, ns []health.Node, s Step) error {
-	root := func(argv []string) []string { return append([]string{"sudo", "-n"}, argv...) }
-	bootc, unit := probe(c, s, nodes.ProbeBootc), probe(c, s, nodes.ProbeUnit)
-	if bootc == nil || unit == nil {
-		return fmt.Errorf("a %s has no bootc or unit probe", s.Role)
-	}
 	status := func(ctx context.Context) (health.Bootc, error) {
-		out, err := run.Run(ctx, s.Host, root(bootc))
+		out, err := health.RunProbe(ctx, run, c, s.Node, nodes.ProbeBootc)
 		if err != nil {
 			return health.Bootc{}, err
 		}
 		return health.ParseBootc(out)
 	}
 	fmt.Fprintf(o.Log, "%s: staging the image its tag points to\n", s.Name)
-	if _, err := run.Run(ctx, s.Host, root(nodes.ActionStage)); err != nil {
+	if _, err := run.Run(ctx, s.Host, nodes.AsRoot(nodes.ActionStage)); err != nil {
 		return fmt.Errorf("staging: %w", err)
 	}
 	st, err := status(ctx)
@@ -192,24 +187,24 @@ func (o Options) move(ctx context.Context, run health.Runner, c *nodes.Cluster, 
 	if st.Staged != s.Target {
 		return fmt.Errorf("staged %s, want %s: the tag moved since the rollout started, or the registry serves another image", orNothing(st.Staged), s.Target)
 	}
-	fmt.Fprintf(o.Log, "%s: rebooting into %s\n", s.Name, short(s.Target))
+	fmt.Fprintf(o.Log, "%s: rebooting into %s\n", s.Name, health.ShortDigest(s.Target))
 	// The connection drops with the reboot; whether the command says so
 	// first is up to the node.
-	run.Run(ctx, s.Host, root(nodes.ActionReboot))
-	if err := o.wait(ctx, "booting "+short(s.Target), func(ctx context.Context) error {
+	run.Run(ctx, s.Host, nodes.AsRoot(nodes.ActionReboot))
+	if err := o.wait(ctx, "booting "+health.ShortDigest(s.Target), func(ctx context.Context) error {
 		st, err := status(ctx)
 		if err != nil {
 			return err
 		}
 		if st.Booted != s.Target {
-			return fmt.Errorf("booted %s", short(st.Booted))
+			return fmt.Errorf("booted %s", health.ShortDigest(st.Booted))
 		}
 		return nil
 	}); err != nil {
 		return err
 	}
 	if err := o.wait(ctx, "the Kafka unit", func(ctx context.Context) error {
-		out, err := run.Run(ctx, s.Host, unit)
+		out, err := health.RunProbe(ctx, run, c, s.Node, nodes.ProbeUnit)
 		if state := strings.TrimSpace(string(out)); state != "active" {
 			return fmt.Errorf("it is %s (%v)", state, err)
 		}
@@ -230,11 +225,11 @@ func (o Options) move(ctx context.Context, run health.Runner, c *nodes.Cluster, 
 
 // rollback boots the node back into the deployment it ran before.
 func (o Options) rollback(ctx context.Context, run health.Runner, s Step) error {
-	fmt.Fprintf(o.Log, "%s: rolling back to %s\n", s.Name, short(s.Current))
-	if _, err := run.Run(ctx, s.Host, append([]string{"sudo", "-n"}, nodes.ActionRollback...)); err != nil {
+	fmt.Fprintf(o.Log, "%s: rolling back to %s\n", s.Name, health.ShortDigest(s.Current))
+	if _, err := run.Run(ctx, s.Host, nodes.AsRoot(nodes.ActionRollback)); err != nil {
 		return err
 	}
-	run.Run(ctx, s.Host, append([]string{"sudo", "-n"}, nodes.ActionReboot...))
+	run.Run(ctx, s.Host, nodes.AsRoot(nodes.ActionReboot))
 	return nil
 }
 
@@ -257,24 +252,6 @@ func (o Options) wait(ctx context.Context, what string, ready func(context.Conte
 			return fmt.Errorf("waiting for %s: %w", what, err)
 		}
 	}
-}
-
-// probe is the command of the named probe on the step's node, or nil.
-func probe(c *nodes.Cluster, s Step, name string) []string {
-	for _, p := range c.Probes(s.Role) {
-		if p.Name == name {
-			return p.Argv
-		}
-	}
-	return nil
-}
-
-func short(d string) string {
-	d = strings.TrimPrefix(d, "sha256:")
-	if d == "" {
-		return "-"
-	}
-	return d[:min(12, len(d))]
 }
 
 func orNothing(d string) string {
