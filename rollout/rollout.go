@@ -28,18 +28,16 @@ type Step struct {
 	Skip bool
 }
 
-// Plan orders the nodes as KafkaRoller does: controllers before brokers,
+// plan orders the nodes as KafkaRoller does: controllers before brokers,
 // one at a time, and the active controller (the quorum's leader) last of
 // the controllers, so that the quorum elects a new leader once, not at
 // every restart (KafkaRoller's class comment: "any new controller is still
 // the last pod to be rolled, thus avoid unnecessary controller
-// elections"). Each node's target is its Published digest.
-func Plan(rep health.Report) ([]Step, error) {
+// elections"). Each node's target is its Published digest, which Run has
+// checked is there.
+func plan(rep health.Report) []Step {
 	var controllers, brokers []Step
 	for _, r := range rep.Rows {
-		if r.Published == "" {
-			return nil, fmt.Errorf("%s: no target image: its published digest is not known", r.Name)
-		}
 		s := Step{Node: r.Node, Current: r.Bootc.Booted, Target: r.Published, Skip: r.Bootc.Booted == r.Published}
 		if r.Role == nodes.Controller {
 			controllers = append(controllers, s)
@@ -50,7 +48,7 @@ func Plan(rep health.Report) ([]Step, error) {
 	slices.SortStableFunc(controllers, func(a, b Step) int {
 		return boolInt(a.ID == rep.Leader) - boolInt(b.ID == rep.Leader)
 	})
-	return append(controllers, brokers...), nil
+	return append(controllers, brokers...)
 }
 
 func boolInt(b bool) int {
@@ -115,10 +113,7 @@ func Run(ctx context.Context, run health.Runner, c *nodes.Cluster, ns []health.N
 		}
 	}
 	rep := health.Check(ctx, run, c, ns)
-	steps, err := Plan(rep)
-	if err != nil {
-		return "", err
-	}
+	steps := plan(rep)
 	var done strings.Builder
 	fmt.Fprintf(&done, "%-20s %-14s %-14s %s\n", "NODE", "CURRENT", "TARGET", "RESULT")
 	line := func(s Step, result string) {
