@@ -135,18 +135,24 @@ func TestAHealthyClusterIsHealthy(t *testing.T) {
 		t.Errorf("leader %d, want 1001", rep.Leader)
 	}
 	table := rep.Table()
-	for node, want := range map[string]string{
+	checkRows(t, table, map[string]string{
 		"NODE":               "ROLE ID BOOTED STAGED PUBLISHED KAFKA QUORUM URP",
 		"kafka-broker-1":     "broker 1 736b359467c9 - yes active observer, lag 0 0",
 		"kafka-controller-1": "controller 1001 736b359467c9 - yes active leader, lag 0 -",
 		"kafka-controller-3": "controller 1003 736b359467c9 - yes active follower, lag 23 -",
-	} {
-		if got := rowOf(table, node); got != want {
-			t.Errorf("%s: row %q, want %q:\n%s", node, got, want, table)
-		}
-	}
+	})
 	if !strings.HasSuffix(table, "\nhealthy\n") {
 		t.Errorf("table does not end in healthy:\n%s", table)
+	}
+}
+
+// checkRows checks the table's row of each node, by its fields.
+func checkRows(t *testing.T, table string, want map[string]string) {
+	t.Helper()
+	for node, w := range want {
+		if got := rowOf(table, node); got != w {
+			t.Errorf("%s: row %q, want %q:\n%s", node, got, w, table)
+		}
 	}
 }
 
@@ -263,13 +269,9 @@ func TestPublishedSaysWhetherTheNodeRunsOrStagedThePublishedImage(t *testing.T) 
 		t.Fatalf("an outdated node is not unhealthy: %v", rep.Problems)
 	}
 	table := rep.Table()
-	for node, want := range map[string]string{
+	checkRows(t, table, map[string]string{
 		"kafka-broker-1": "broker 1 16dc2b6256b4 736b359467c9 staged active observer, lag 0 0",
 		"kafka-broker-2": "broker 2 16dc2b6256b4 - no active observer, lag 0 0",
 		"kafka-broker-3": "broker 3 736b359467c9 - - active observer, lag 1 0",
-	} {
-		if got := rowOf(table, node); got != want {
-			t.Errorf("%s: row %q, want %q:\n%s", node, got, want, table)
-		}
-	}
+	})
 }
