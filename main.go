@@ -690,11 +690,9 @@ func (m *KafkaBootc) Running(
 	if knownHosts == nil && !insecureAcceptNewHostKeys {
 		return nil, errors.New("known hosts: give --known-hosts (ssh-keyscan NODE... > known_hosts), or --insecure-accept-new-host-keys to trust the nodes' keys on first use")
 	}
-	refs := map[string]string{}
-	if published != "" {
-		if refs, err = health.ParsePublished(published); err != nil {
-			return nil, err
-		}
+	refs, err := health.ParsePublished(published)
+	if err != nil {
+		return nil, err
 	}
 	if _, err := health.Targets(c, address, refs); err != nil {
 		return nil, err
@@ -776,12 +774,11 @@ func (r *Running) connect(ctx context.Context, needTargets bool) (*nodes.Cluster
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	refs := map[string]string{}
-	if r.Published != "" {
-		if refs, err = health.ParsePublished(r.Published); err != nil {
-			return nil, nil, nil, err
-		}
-	} else if c.Registry != "" {
+	refs, err := health.ParsePublished(r.Published)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if r.Published == "" && c.Registry != "" {
 		for _, n := range c.Nodes {
 			ref, err := dag.Container().From(c.Ref(n)).ImageRef(ctx)
 			switch {

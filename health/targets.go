@@ -49,10 +49,14 @@ func Targets(c *nodes.Cluster, addresses []string, published map[string]string) 
 }
 
 // ParsePublished reads build-all's output, a "<node> <reference>" line per
-// node, into references by node name. Lines that do not name a digest (an
-// unpublished build) are refused: there is nothing to compare with.
+// node, into references by node name; no output gives none. Lines that do
+// not name a digest (an unpublished build) are refused: there is nothing
+// to compare with.
 func ParsePublished(out string) (map[string]string, error) {
 	refs := map[string]string{}
+	if out == "" {
+		return refs, nil
+	}
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		node, ref, ok := strings.Cut(strings.TrimSpace(line), " ")
 		if !ok || !strings.Contains(ref, "@sha256:") {

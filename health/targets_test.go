@@ -37,6 +37,9 @@ func TestTargets(t *testing.T) {
 			t.Errorf("%v: %v, want %q", bad.addr, err, bad.want)
 		}
 	}
+	if refs, err := ParsePublished(""); err != nil || len(refs) != 0 {
+		t.Errorf("no output: %v, %v", refs, err)
+	}
 	if _, err := ParsePublished("kafka-broker-1 built\nnothing was published: no --registry given"); err == nil {
 		t.Error("output without digests accepted")
 	}
