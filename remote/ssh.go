@@ -158,8 +158,9 @@ func (s *SSH) Run(ctx context.Context, host string, argv []string) ([]byte, erro
 	case <-ctx.Done():
 		// A command that did not answer in time may sit on a connection
 		// that is gone: dial anew next time.
+		// The session may still write its output: none of it is read.
 		s.drop(host, client)
-		return stdout.Bytes(), fmt.Errorf("%s: %s: %w", host, argv[0], ctx.Err())
+		return nil, fmt.Errorf("%s: %s: %w", host, argv[0], ctx.Err())
 	case err := <-done:
 		var exit *ssh.ExitError
 		if err != nil && !errors.As(err, &exit) {
