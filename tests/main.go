@@ -15,6 +15,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"time"
@@ -186,7 +187,7 @@ func (m *Tests) Reruns(ctx context.Context) error {
 	if got, err := reg.run(ctx, "after the rerun", has); err != nil || strings.TrimSpace(got) != "present" {
 		return fmt.Errorf("the rerun printed %s, but the registry does not hold it (%q, %v)", second[lost], got, err)
 	}
-	if !equalRefs(first, second) {
+	if !maps.Equal(first, second) {
 		return fmt.Errorf("the same build published other digests: %v, then %v", first, second)
 	}
 	// Every request the registry served so far is in the log; the third
@@ -199,7 +200,7 @@ func (m *Tests) Reruns(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if !equalRefs(first, third) {
+	if !maps.Equal(first, third) {
 		return fmt.Errorf("the rerun with nothing changed published other digests: %v, then %v", first, third)
 	}
 	uploads, err := reg.run(ctx, "uploads after line "+strings.TrimSpace(before), uploadsAfter(atoi(before)))
@@ -250,18 +251,6 @@ func publishedRefs(out string) (map[string]string, error) {
 		refs[node] = ref
 	}
 	return refs, nil
-}
-
-func equalRefs(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 // uploadsAfter is a script that prints the requests, after the given line

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"maps"
 	"os"
 	"os/exec"
 	"testing"
@@ -48,7 +49,7 @@ func TestMovedBaseTagPublishesNewDigests(t *testing.T) {
 			t.Errorf("%s: the base tag moved, yet the rerun printed the same digest %s", node, ref)
 		}
 	}
-	if again := run(variant); !equalRefs(again, second) {
+	if again := run(variant); !maps.Equal(again, second) {
 		t.Errorf("the same base published again gave other digests: %v, then %v", second, again)
 	}
 }
