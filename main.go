@@ -11,6 +11,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 	"dagger/kafka-bootc/health"
 	"dagger/kafka-bootc/internal/dagger"
 	"dagger/kafka-bootc/nodes"
+	"dagger/kafka-bootc/pki"
 	"dagger/kafka-bootc/remote"
 	"dagger/kafka-bootc/rollout"
 
@@ -173,6 +175,16 @@ func New(
 	// archive that holds only the data (tar -xf restores the sparse disk).
 	// +optional
 	plainRaw bool,
+	// Security of the cluster: tls (every listener needs a certificate from
+	// the cluster CA, and ACLs decide who may do what) or plaintext (no
+	// encryption, authentication or authorization: for labs on a network
+	// you trust).
+	// +default="tls"
+	security string,
+	// Client name that is a Kafka super user in tls mode: make its
+	// certificate with "client --name <it>".
+	// +default="admin"
+	adminUser string,
 	// bootc-image-builder image. Keep the centos-bootc one:
 	// ghcr.io/osbuild/image-builder fails on bound images. Pin it by digest
 	// for repeatable disks.
@@ -191,6 +203,7 @@ func New(
 		ExporterPort: exporterPort, MetricsPort: metricsPort,
 		JMXExporterURL: jmxExporterUrl, JMXExporterSHA256: jmxExporterSha256,
 		Registry: registry, Tag: tag,
+		Security: security, AdminUser: adminUser,
 		Disk: bib.Spec{User: diskUser, SSHKeys: sshKey, RootSizeGiB: rootSize, DataSizeGiB: dataSize, Types: diskType, PlainRaw: plainRaw},
 	}
 	// The Go SDK never sends a zero, so 0 cannot mean "leave it out": a
@@ -246,6 +259,79 @@ func (m *KafkaBootc) Config() (*dagger.Directory, error) {
 			continue
 		}
 		dir = dir.WithNewFile(e.Path, string(e.Content), dagger.DirectoryWithNewFileOpts{Permissions: int(e.Mode.Perm())})
+	}
+	return dir, nil
+}
+
+// Ca makes a new cluster CA: ca.crt, its certificate, and ca.key, its
+// private key (PKCS#8 PEM). Run it once per cluster and keep ca.key safe:
+// disks and client need it to issue certificates, and no image holds it.
+// "ca -o ./ca" writes both.
+//
+// Never cached: every call makes a new key, and a kept result would hand
+// the same CA to every cluster described alike.
+// +cache="never"
+func (m *KafkaBootc) Ca(
+	// Validity of the CA certificate, in days. Every node and client
+	// certificate must expire before it does.
+	// +default=3650
+	days int,
+) (*dagger.Directory, error) {
+	c, err := m.cluster()
+	if err != nil {
+		return nil, err
+	}
+	cert, key, err := pki.NewCA("kafka-bootc CA of cluster "+c.Name, days, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	return dag.Directory().
+		WithNewFile("ca.crt", string(cert), dagger.DirectoryWithNewFileOpts{Permissions: 0o644}).
+		WithNewFile("ca.key", string(key), dagger.DirectoryWithNewFileOpts{Permissions: 0o600}), nil
+}
+
+// Client issues a client identity signed by the cluster CA, as a directory
+// to use at once: client.key (PKCS#8 PEM) and client.crt, ca.crt,
+// client.properties for Kafka's tools (--command-config), and kcat.sh,
+// which runs kcat with them. The name is the client's Kafka principal
+// (User:<name>), which ACLs name; the admin user's is a super user.
+//
+// Never cached: every call makes a new key.
+// +cache="never"
+func (m *KafkaBootc) Client(
+	ctx context.Context,
+	// The client's name, its principal: lower-case letters, digits, '.',
+	// '_' and '-'.
+	name string,
+	// The cluster CA's certificate, ca.crt as the ca function writes it.
+	caCert *dagger.File,
+	// The cluster CA's private key, for example file:./ca/ca.key.
+	caKey *dagger.Secret,
+	// Validity of the client certificate, in days.
+	// +default=365
+	days int,
+) (*dagger.Directory, error) {
+	c, err := m.cluster()
+	if err != nil {
+		return nil, err
+	}
+	if !c.TLS {
+		return nil, errors.New("client: the cluster is built with --security plaintext, whose listeners take no certificates")
+	}
+	if err := nodes.CheckClientName("client name", name); err != nil {
+		return nil, err
+	}
+	ca, err := loadCA(ctx, caCert, caKey)
+	if err != nil {
+		return nil, err
+	}
+	cert, key, err := ca.Issue(nodes.ClientIdentity(name, days), time.Now())
+	if err != nil {
+		return nil, err
+	}
+	dir := dag.Directory()
+	for _, f := range c.ClientFiles(name, cert, key, ca.CertPEM) {
+		dir = dir.WithNewFile(f.Path, string(f.Content), dagger.DirectoryWithNewFileOpts{Permissions: int(f.Mode.Perm())})
 	}
 	return dir, nil
 }
@@ -482,6 +568,23 @@ func (m *KafkaBootc) Disks(
 	// How many disks to build at once; each takes gigabytes of disk space.
 	// +default=2
 	parallel int,
+	// The cluster CA's certificate, ca.crt as the ca function writes it:
+	// each disk gets a key and a certificate of its own, signed by it.
+	// Required in tls mode.
+	// +optional
+	caCert *dagger.File,
+	// The cluster CA's private key, for example file:./ca/ca.key. It signs
+	// the node certificates, and goes nowhere else.
+	// +optional
+	caKey *dagger.Secret,
+	// Validity of each node certificate, in days.
+	// +default=365
+	certDays int,
+	// An extra name for a node's certificate, as NODE=NAME, where NAME is a
+	// DNS name or an IP address (repeatable), for example
+	// kafka-broker-1=10.0.0.11.
+	// +optional
+	extraName []string,
 ) (*dagger.Directory, error) {
 	c, err := m.cluster()
 	if err != nil {
@@ -493,11 +596,15 @@ func (m *KafkaBootc) Disks(
 	if c.Registry == "" {
 		return nil, nodes.ErrNoRegistry
 	}
+	issuer, err := newIssuer(ctx, c, caCert, caKey, certDays, extraName)
+	if err != nil {
+		return nil, err
+	}
 	dirs := make([]*dagger.Directory, len(c.Nodes))
 	p := pool.New().WithContext(ctx).WithMaxGoroutines(parallel)
 	for i, n := range c.Nodes {
 		p.Go(func(ctx context.Context) error {
-			dir, err := m.disk(ctx, c, n, "", password)
+			dir, err := m.disk(ctx, c, n, "", password, issuer)
 			if err != nil {
 				return fmt.Errorf("%s: %w", n.Name, err)
 			}
@@ -539,6 +646,21 @@ func (m *KafkaBootc) Disk(
 	// env:KAFKA_PASSWORD_HASH.
 	// +optional
 	password *dagger.Secret,
+	// The cluster CA's certificate (ca.crt): the disk gets a new key and
+	// certificate signed by it, which is also how a node's certificate is
+	// renewed. Required in tls mode.
+	// +optional
+	caCert *dagger.File,
+	// The cluster CA's private key, for example file:./ca/ca.key.
+	// +optional
+	caKey *dagger.Secret,
+	// Validity of the node certificate, in days.
+	// +default=365
+	certDays int,
+	// An extra name for the node's certificate, as NODE=NAME, where NAME is
+	// a DNS name or an IP address (repeatable).
+	// +optional
+	extraName []string,
 ) (*dagger.Directory, error) {
 	c, err := m.cluster()
 	if err != nil {
@@ -548,7 +670,11 @@ func (m *KafkaBootc) Disk(
 	if err != nil {
 		return nil, err
 	}
-	dir, err := m.disk(ctx, c, n, image, password)
+	issuer, err := newIssuer(ctx, c, caCert, caKey, certDays, extraName)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := m.disk(ctx, c, n, image, password, issuer)
 	if err != nil {
 		return nil, err
 	}
@@ -557,8 +683,10 @@ func (m *KafkaBootc) Disk(
 
 // disk runs bootc-image-builder for a node: the node image (built, or the
 // published one) and both bound images go into bib's storage under the
-// references that bib and bootc look for.
-func (m *KafkaBootc) disk(ctx context.Context, c *nodes.Cluster, n nodes.Node, published string, password *dagger.Secret) (*dagger.Directory, error) {
+// references that bib and bootc look for. In tls mode the issuer makes the
+// node's key and certificate, which reach bib inside its config, a secret,
+// and leave only inside the disk.
+func (m *KafkaBootc) disk(ctx context.Context, c *nodes.Cluster, n nodes.Node, published string, password *dagger.Secret, issuer *issuer) (*dagger.Directory, error) {
 	spec := c.Disk
 	if password != nil {
 		hash, err := password.Plaintext(ctx)
@@ -577,7 +705,17 @@ func (m *KafkaBootc) disk(ctx context.Context, c *nodes.Cluster, n nodes.Node, p
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := spec.Config().TOML()
+	config := spec.Config()
+	var key bib.Secret
+	if issuer != nil {
+		nodePEM, keyPEM, err := issuer.node(n)
+		if err != nil {
+			return nil, fmt.Errorf("node certificate: %w", err)
+		}
+		key = bib.NewSecret(keyPEM)
+		config.Customizations.Directories, config.Customizations.Files = nodes.NodeTLSFiles(nodePEM, issuer.ca.CertPEM)
+	}
+	cfg, err := config.TOML()
 	if err != nil {
 		return nil, err
 	}
@@ -587,9 +725,13 @@ func (m *KafkaBootc) disk(ctx context.Context, c *nodes.Cluster, n nodes.Node, p
 		WithMountedCache(bib.StoreDir, dag.CacheVolume("kafka-bootc-bib-store")).
 		WithMountedCache(bib.RPMMDDir, dag.CacheVolume("kafka-bootc-bib-rpmmd")).
 		WithDirectory(bib.OutputDir, dag.Directory())
-	if password != nil {
-		// The hash is not the password, but it is still nobody's business.
-		builder = builder.WithMountedSecret(bib.ConfigPath, dag.SetSecret("kafka-bootc-bib-config-"+n.Name, string(cfg)))
+	if password != nil || issuer != nil {
+		// The node's key must stay out of every log and layer, and a
+		// password hash is nobody's business either. The name is unique to
+		// the contents: a session may build a node's disk twice.
+		sum := sha256.Sum256(cfg)
+		name := fmt.Sprintf("kafka-bootc-bib-config-%s-%x", n.Name, sum[:8])
+		builder = builder.WithMountedSecret(bib.ConfigPath, dag.SetSecret(name, string(cfg)))
 	} else {
 		builder = builder.WithNewFile(bib.ConfigPath, string(cfg))
 	}
@@ -598,7 +740,93 @@ func (m *KafkaBootc) disk(ctx context.Context, c *nodes.Cluster, n nodes.Node, p
 	}
 	builder = builder.WithExec([]string{"sh", "-c", run.Script()},
 		dagger.ContainerWithExecOpts{InsecureRootCapabilities: true})
-	return builder.Directory(bib.OutputDir), nil
+	out := builder.Directory(bib.OutputDir)
+	if issuer == nil {
+		return out, nil
+	}
+	return scrubManifests(ctx, out, key)
+}
+
+// scrubManifests removes the node's key from bib's manifests, which copy
+// the config's files: the key leaves the builder only inside the disk.
+func scrubManifests(ctx context.Context, out *dagger.Directory, key bib.Secret) (*dagger.Directory, error) {
+	manifests, err := out.Glob(ctx, "manifest-*.json")
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range manifests {
+		text, err := out.File(name).Contents(ctx)
+		if err != nil {
+			return nil, err
+		}
+		scrubbed, _, err := bib.Scrub([]byte(text), key)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		out = out.WithNewFile(name, string(scrubbed))
+	}
+	return out, nil
+}
+
+// issuer makes node certificates with the cluster CA, for disks.
+type issuer struct {
+	c     *nodes.Cluster
+	ca    *pki.CA
+	days  int
+	extra map[string][]pki.SAN
+}
+
+// newIssuer checks the CA arguments against the security mode, before
+// anything is built: tls mode needs a CA that may sign now, plaintext
+// mode takes none. It returns nil in plaintext mode.
+func newIssuer(ctx context.Context, c *nodes.Cluster, caCert *dagger.File, caKey *dagger.Secret, days int, extraNames []string) (*issuer, error) {
+	if !c.TLS {
+		if caCert != nil || caKey != nil || len(extraNames) > 0 {
+			return nil, errors.New("ca cert: given for a cluster built with --security plaintext, whose nodes use no certificates; leave out --ca-cert, --ca-key and --extra-name")
+		}
+		return nil, nil
+	}
+	if caCert == nil || caKey == nil {
+		return nil, errors.New("ca cert: tls disks need the cluster CA to sign each node's certificate: give --ca-cert ./ca/ca.crt --ca-key file:./ca/ca.key (make them once with the ca function), or build the cluster with --security plaintext")
+	}
+	extra, err := c.ParseExtraNames(extraNames)
+	if err != nil {
+		return nil, err
+	}
+	ca, err := loadCA(ctx, caCert, caKey)
+	if err != nil {
+		return nil, err
+	}
+	is := &issuer{c: c, ca: ca, days: days, extra: extra}
+	// A certificate that would outlive the CA, or bad days, fail here
+	// rather than after the first disk.
+	if _, _, err := is.node(c.Nodes[0]); err != nil {
+		return nil, err
+	}
+	return is, nil
+}
+
+// node issues a node's key and certificate: the key store file (key and
+// certificate) and the key alone.
+func (is *issuer) node(n nodes.Node) (nodePEM, keyPEM []byte, err error) {
+	certPEM, keyPEM, err := is.ca.Issue(is.c.NodeIdentity(n, is.extra[n.Name], is.days), time.Now())
+	if err != nil {
+		return nil, nil, err
+	}
+	return pki.Bundle(keyPEM, certPEM), keyPEM, nil
+}
+
+// loadCA reads and checks the CA certificate and key.
+func loadCA(ctx context.Context, caCert *dagger.File, caKey *dagger.Secret) (*pki.CA, error) {
+	cert, err := caCert.Contents(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("ca cert: %w", err)
+	}
+	key, err := caKey.Plaintext(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("ca key: %w", err)
+	}
+	return pki.LoadCA([]byte(cert), []byte(key), time.Now())
 }
 
 // diskRun decides what goes into bib's storage for a node and returns the

@@ -291,6 +291,8 @@ func TestEveryFunctionStatesItsCachePolicy(t *testing.T) {
 	want := map[string]string{
 		"New":       "",        // validates its arguments, nothing else
 		"Config":    "",        // renders files from the arguments
+		"Ca":        "never",   // makes a new key
+		"Client":    "never",   // the same
 		"Base":      "session", // starts from the base image's tag
 		"NodeImage": "session", // the same
 		"BuildAll":  "never",   // writes to a registry

@@ -117,9 +117,33 @@ type Config struct {
 
 // Customizations is the [customizations] table of a config.toml.
 type Customizations struct {
-	User       []User       `toml:"user"`
-	Filesystem []Filesystem `toml:"filesystem,omitempty"`
-	Disk       *Disk        `toml:"disk,omitempty"`
+	User        []User       `toml:"user"`
+	Filesystem  []Filesystem `toml:"filesystem,omitempty"`
+	Disk        *Disk        `toml:"disk,omitempty"`
+	Directories []Directory  `toml:"directories,omitempty"`
+	Files       []File       `toml:"files,omitempty"`
+}
+
+// Directory is one [[customizations.directories]]: a directory that bib
+// makes on the disk. bootc disks take them under /etc only.
+type Directory struct {
+	Path          string `toml:"path"`
+	Mode          string `toml:"mode"`
+	User          string `toml:"user"`
+	Group         string `toml:"group"`
+	EnsureParents bool   `toml:"ensure_parents"`
+}
+
+// File is one [[customizations.files]]: a file that bib writes on the
+// disk, and nowhere in an image. bootc disks take them under /etc and
+// /root, which bootc keeps across upgrades. bib also copies Data into its
+// manifest; see Scrub.
+type File struct {
+	Path  string `toml:"path"`
+	Mode  string `toml:"mode"`
+	User  string `toml:"user"`
+	Group string `toml:"group"`
+	Data  string `toml:"data"`
 }
 
 // Disk is [customizations.disk]: the partition table, used when /var gets a

@@ -62,6 +62,10 @@ type fakeNode struct {
 	live                               string
 }
 
+// clientConfig is what the Kafka tools of the default (TLS) cluster are
+// given after the bootstrap address.
+const clientConfig = " --command-config /etc/kafka-bootc/client.properties"
+
 // fake runs the probes against fake nodes, by host. It refuses any other
 // command, and root probes that do not go through sudo -n.
 type fake map[string]*fakeNode
@@ -83,13 +87,13 @@ func (f fake) Run(_ context.Context, host string, argv []string) ([]byte, error)
 			return []byte(n.unit + "\n"), errors.New("exit status 3")
 		}
 		return []byte("active\n"), nil
-	case strings.HasPrefix(cmd, "sudo -n /usr/bin/podman exec kafka-controller /opt/kafka/bin/kafka-metadata-quorum.sh --bootstrap-controller localhost:9093 describe --replication"):
+	case strings.HasPrefix(cmd, "sudo -n /usr/bin/podman exec kafka-controller /opt/kafka/bin/kafka-metadata-quorum.sh --bootstrap-controller localhost:9093"+clientConfig+" describe --replication"):
 		return []byte(n.quorum), nil
-	case cmd == "sudo -n /usr/bin/podman exec kafka-broker /opt/kafka/bin/kafka-topics.sh --bootstrap-server localhost:9092 --describe --under-replicated-partitions":
+	case cmd == "sudo -n /usr/bin/podman exec kafka-broker /opt/kafka/bin/kafka-topics.sh --bootstrap-server localhost:9092"+clientConfig+" --describe --under-replicated-partitions":
 		return []byte(n.urp), nil
-	case cmd == "sudo -n /usr/bin/podman exec kafka-broker /opt/kafka/bin/kafka-topics.sh --bootstrap-server localhost:9092 --describe --unavailable-partitions":
+	case cmd == "sudo -n /usr/bin/podman exec kafka-broker /opt/kafka/bin/kafka-topics.sh --bootstrap-server localhost:9092"+clientConfig+" --describe --unavailable-partitions":
 		return []byte(n.unavailable), nil
-	case cmd == "sudo -n /usr/bin/podman exec kafka-broker /opt/kafka/bin/kafka-broker-api-versions.sh --bootstrap-server localhost:9092":
+	case cmd == "sudo -n /usr/bin/podman exec kafka-broker /opt/kafka/bin/kafka-broker-api-versions.sh --bootstrap-server localhost:9092"+clientConfig:
 		return []byte(n.live), nil
 	}
 	return nil, fmt.Errorf("fake %s: unexpected command %q", host, cmd)

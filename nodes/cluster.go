@@ -3,6 +3,7 @@ package nodes
 import (
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -39,12 +40,25 @@ func ParseRole(role string) (Role, error) {
 // (kafka-broker, kafka-controller).
 func (r Role) Unit() string { return "kafka-" + string(r) }
 
-// Listener is the name of the role's Kafka listener.
-func (r Role) Listener() string {
-	if r == Broker {
-		return "PLAINTEXT"
+// Listener is the name of the role's Kafka listener: CONTROLLER on
+// controllers; on brokers PLAINTEXT, or BROKER in TLS mode (see
+// tlsBrokerListener).
+func (c *Cluster) Listener(r Role) string {
+	switch {
+	case r == Controller:
+		return controllerListen
+	case c.TLS:
+		return tlsBrokerListener
 	}
-	return "CONTROLLER"
+	return plaintextListener
+}
+
+// protocol is the security protocol of every listener.
+func (c *Cluster) protocol() string {
+	if c.TLS {
+		return "SSL"
+	}
+	return "PLAINTEXT"
 }
 
 // Cluster is a validated cluster: what Plan derives from a Spec.
@@ -63,6 +77,12 @@ type Cluster struct {
 	// jar; empty when there is no JMX exporter.
 	JMXExporterURL    string
 	JMXExporterSHA256 string
+
+	// TLS is set in TLS mode (the default): mutual TLS on every listener,
+	// and authorization.
+	TLS bool
+	// AdminUser is the client identity that is a super user, in TLS mode.
+	AdminUser string
 
 	// Roles holds the per-role settings, validated, heap resolved.
 	Roles map[Role]RoleSettings
@@ -207,6 +227,7 @@ func Plan(s Spec) (*Cluster, error) {
 
 	c := &Cluster{
 		Name: s.Name, ID: id, Domain: s.Domain,
+		TLS:       s.Security == SecurityTLS,
 		BaseImage: s.BaseImage, KafkaImage: s.KafkaImage, ExporterImage: s.ExporterImage,
 		ExporterPort: s.ExporterPort, MetricsPort: s.MetricsPort,
 		Roles: map[Role]RoleSettings{},
@@ -250,6 +271,19 @@ func Plan(s Spec) (*Cluster, error) {
 			return nil, err
 		}
 		c.Roles[r] = rs
+	}
+	switch s.Security {
+	case SecurityTLS:
+		if err := CheckClientName("admin user", s.AdminUser); err != nil {
+			return nil, err
+		}
+		c.AdminUser = s.AdminUser
+		if slices.Contains(s.Disk.Types, "anaconda-iso") {
+			return nil, errors.New("disk type anaconda-iso: bootc-image-builder's installer ISO cannot carry files, so it cannot carry a node's TLS key; build disks of another type, or the cluster with --security plaintext")
+		}
+	case SecurityPlaintext:
+	default:
+		return nil, fmt.Errorf("security %q: must be %s (mutual TLS and authorization, the default) or %s (no encryption or authentication, for labs)", s.Security, SecurityTLS, SecurityPlaintext)
 	}
 	if err := c.setRegistry(s.Registry, s.Tag); err != nil {
 		return nil, err

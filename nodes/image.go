@@ -109,6 +109,12 @@ func (c *Cluster) RoleImage(r Role) (Image, error) {
 		{Path: sudoersPath, Content: c.sudoers(r), Mode: 0o440},
 	}
 	var downloads []Download
+	if c.TLS {
+		files = append(files,
+			File{Path: serverPropertiesSrc, Content: c.serverProperties(), Mode: 0o644},
+			File{Path: clientPropertiesSrc, Content: c.clientProperties(), Mode: 0o644},
+			File{Path: exporterWebSrc, Content: exporterWebConfig(), Mode: 0o644})
+	}
 	if c.MetricsPort != 0 {
 		downloads = append(downloads, c.JMXAgent())
 		files = append(files, File{Path: jmxConfigPath, Content: []byte(jmxConfig), Mode: 0o644})
@@ -194,7 +200,7 @@ func (c *Cluster) kafkaUnit(r Role) quadlets.Container {
 			"-name kafkaServer -loggc -javaagent:%s/%s=%d:%s/%s",
 			jmxContainerDir, path.Base(JMXAgentPath), c.MetricsPort, jmxContainerDir, path.Base(jmxConfigPath))})
 	}
-	return quadlets.Container{
+	ctr := quadlets.Container{
 		Description: "Kafka " + string(r),
 		Image:       c.KafkaImage,
 		Name:        r.Unit(),
@@ -210,13 +216,17 @@ func (c *Cluster) kafkaUnit(r Role) quadlets.Container {
 		TimeoutStartSec: "900",
 		WantedBy:        []string{"multi-user.target"},
 	}
+	if c.TLS {
+		ctr = withSecrets(ctr, KafkaUID, kafkaSecrets())
+	}
+	return ctr
 }
 
 // exporterUnit runs node-exporter with the host's view: host network and
 // pid namespaces, the root filesystem read-only at /host, and no SELinux
 // separation, which would hide the host's files from it.
 func (c *Cluster) exporterUnit() quadlets.Container {
-	return quadlets.Container{
+	ctr := quadlets.Container{
 		Description:          "Prometheus node exporter",
 		Image:                c.ExporterImage,
 		Name:                 "node-exporter",
@@ -229,6 +239,11 @@ func (c *Cluster) exporterUnit() quadlets.Container {
 		Restart:              "always",
 		WantedBy:             []string{"multi-user.target"},
 	}
+	if c.TLS {
+		ctr.Exec = append(ctr.Exec, "--web.config.file="+ctrExporterWebConfig)
+		ctr = withSecrets(ctr, exporterUID, exporterSecrets())
+	}
+	return ctr
 }
 
 // tmpfiles creates Kafka's data directory at boot, owned by the image's

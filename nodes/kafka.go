@@ -44,6 +44,12 @@ var managedProperties = map[string]string{
 	"log.dir":                             "the data directory " + DataDir,
 }
 
+func init() {
+	for _, s := range (&Cluster{TLS: true, AdminUser: DefaultAdminUser}).SecurityProperties() {
+		managedProperties[s.Name] = "the security mode (--security) and the cluster CA"
+	}
+}
+
 // EnvName maps a Kafka property to the environment variable that the
 // apache/kafka image turns back into it: "." becomes "_", "_" becomes "__"
 // and "-" becomes "___", upper-cased behind KAFKA_.
@@ -70,16 +76,16 @@ func (c *Cluster) Properties(r Role) []Setting {
 	rs := c.Roles[r]
 	props := map[string]string{
 		"process.roles":                  string(r),
-		"controller.listener.names":      Controller.Listener(),
+		"controller.listener.names":      c.Listener(Controller),
 		"controller.quorum.voters":       c.Voters(),
 		"log.dirs":                       LogDir,
-		"listeners":                      fmt.Sprintf("%s://:%d", r.Listener(), rs.Port),
-		"listener.security.protocol.map": "CONTROLLER:PLAINTEXT",
+		"listeners":                      fmt.Sprintf("%s://:%d", c.Listener(r), rs.Port),
+		"listener.security.protocol.map": c.Listener(Controller) + ":" + c.protocol(),
 	}
 	if r == Broker {
 		brokers := c.Count(Broker)
-		props["listener.security.protocol.map"] = "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
-		props["inter.broker.listener.name"] = Broker.Listener()
+		props["listener.security.protocol.map"] += "," + c.Listener(Broker) + ":" + c.protocol()
+		props["inter.broker.listener.name"] = c.Listener(Broker)
 		// Kafka's defaults (3, 3, 2) cannot be met by a smaller cluster:
 		// consumer groups and transactions would never start.
 		props["offsets.topic.replication.factor"] = strconv.Itoa(min(3, brokers))
@@ -99,7 +105,7 @@ func (c *Cluster) Properties(r Role) []Setting {
 func (c *Cluster) NodeProperties(n Node) []Setting {
 	props := map[string]string{"node.id": strconv.Itoa(n.ID)}
 	if n.Role == Broker {
-		props["advertised.listeners"] = fmt.Sprintf("%s://%s:%d", Broker.Listener(), n.Hostname, c.Roles[Broker].Port)
+		props["advertised.listeners"] = fmt.Sprintf("%s://%s:%d", c.Listener(Broker), n.Hostname, c.Roles[Broker].Port)
 	}
 	return sortedSettings(props)
 }

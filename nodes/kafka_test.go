@@ -17,11 +17,11 @@ import (
 	"github.com/containers/podman/v5/pkg/systemd/parser"
 )
 
-// properties maps a container environment to server.properties the way the
+// envProperties maps a container environment to server.properties the way the
 // apache/kafka image does (KafkaDockerWrapper): KAFKA_FOO_BAR is foo.bar,
 // "__" is "_" and "___" is "-"; heap, JVM, JMX and log4j variables are not
 // properties.
-func properties(env map[string]string) map[string]string {
+func envProperties(env map[string]string) map[string]string {
 	props := map[string]string{}
 	for k, v := range env {
 		name, ok := strings.CutPrefix(k, "KAFKA_")
@@ -52,6 +52,9 @@ func TestEveryNodeFormsOneCluster(t *testing.T) {
 	ids := exampleSpec()
 	ids.BrokerIDs, ids.ControllerIDs = []int{10, 11, 12}, []int{1, 2, 3}
 	specs["given node ids"] = ids
+	lab := exampleSpec()
+	lab.Security = SecurityPlaintext
+	specs["plaintext"] = lab
 
 	for name, s := range specs {
 		t.Run(name, func(t *testing.T) {
@@ -62,7 +65,7 @@ func TestEveryNodeFormsOneCluster(t *testing.T) {
 			for _, n := range c.Nodes {
 				svc := nodeService(t, c, n)
 				env := svc.env()
-				props := properties(env)
+				props := serverProperties(t, c, n, svc)
 				clusterIDs[env["CLUSTER_ID"]] = true
 				if err := CheckClusterID(env["CLUSTER_ID"]); err != nil {
 					t.Errorf("%s: %v", n.Name, err)
@@ -97,12 +100,15 @@ func TestEveryNodeFormsOneCluster(t *testing.T) {
 						t.Errorf("%s: listeners %q", n.Name, props["listeners"])
 					}
 				case Broker:
-					want := fmt.Sprintf("PLAINTEXT://%s:%d", n.Hostname, port)
+					want := fmt.Sprintf("%s://%s:%d", props["inter.broker.listener.name"], n.Hostname, port)
 					if props["advertised.listeners"] != want {
 						t.Errorf("%s: advertised.listeners %q, want %q", n.Name, props["advertised.listeners"], want)
 					}
-					if props["inter.broker.listener.name"] != "PLAINTEXT" || !strings.Contains(props["listener.security.protocol.map"], "PLAINTEXT:PLAINTEXT") {
-						t.Errorf("%s: inter-broker listener not mapped: %v", n.Name, props)
+					if props["listeners"] != fmt.Sprintf("%s://:%d", props["inter.broker.listener.name"], port) {
+						t.Errorf("%s: listeners %q do not serve the inter-broker listener %q", n.Name, props["listeners"], props["inter.broker.listener.name"])
+					}
+					if strings.Contains(env["KAFKA_ADVERTISED_LISTENERS"], "SSL://") {
+						t.Errorf("%s: advertised listeners %q hold SSL://: the image's configure script would take its own JKS files", n.Name, env["KAFKA_ADVERTISED_LISTENERS"])
 					}
 					rf, _ := strconv.Atoi(props["offsets.topic.replication.factor"])
 					if rf < 1 || rf > c.Count(Broker) {

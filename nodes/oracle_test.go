@@ -184,7 +184,7 @@ func TestExporterQuadletSeesTheHost(t *testing.T) {
 			}
 		}
 		i := slices.Index(s.podman, c.ExporterImage)
-		if i < 0 || !slices.Equal(s.podman[i+1:], []string{"--path.rootfs=/host", "--web.listen-address=:9100"}) {
+		if i < 0 || !slices.Equal(s.podman[i+1:], []string{"--path.rootfs=/host", "--web.listen-address=:9100", "--web.config.file=" + ctrExporterWebConfig}) {
 			t.Errorf("%s: exporter arguments after the image: %q", r, s.podman[i+1:])
 		}
 	}

@@ -49,23 +49,31 @@ func (c *Cluster) Probes(r Role) []Probe {
 		{Name: ProbeBootc, Argv: []string{bootcPath, "status", "--format=json"}, Root: true},
 		{Name: ProbeUnit, Argv: []string{"/usr/bin/systemctl", "is-active", r.Unit() + ".service"}},
 	}
-	exec := func(tool string, args ...string) []string {
-		return append([]string{podmanPath, "exec", r.Unit(), kafkaBin + tool}, args...)
-	}
 	local := "localhost:" + strconv.Itoa(c.Roles[r].Port)
+	// exec runs a Kafka tool against the node itself. In TLS mode the
+	// client settings follow the bootstrap address, before any subcommand:
+	// kafka-metadata-quorum.sh reads options after "describe" as the
+	// subcommand's own.
+	exec := func(tool, bootstrap string, args ...string) []string {
+		argv := []string{podmanPath, "exec", r.Unit(), kafkaBin + tool, bootstrap, local}
+		if c.TLS {
+			argv = append(argv, "--command-config", ctrClientProperties)
+		}
+		return append(argv, args...)
+	}
 	if r == Controller {
 		ps = append(ps, Probe{Name: ProbeQuorum, Root: true,
-			Argv: exec("kafka-metadata-quorum.sh", "--bootstrap-controller", local, "describe", "--replication")})
+			Argv: exec("kafka-metadata-quorum.sh", "--bootstrap-controller", "describe", "--replication")})
 	} else {
 		ps = append(ps,
 			Probe{Name: ProbeUnderReplicated, Root: true,
-				Argv: exec("kafka-topics.sh", "--bootstrap-server", local, "--describe", "--under-replicated-partitions")},
+				Argv: exec("kafka-topics.sh", "--bootstrap-server", "--describe", "--under-replicated-partitions")},
 			Probe{Name: ProbeUnavailable, Root: true,
-				Argv: exec("kafka-topics.sh", "--bootstrap-server", local, "--describe", "--unavailable-partitions")},
+				Argv: exec("kafka-topics.sh", "--bootstrap-server", "--describe", "--unavailable-partitions")},
 			// The brokers in the cluster's metadata: in KRaft, the
 			// registered brokers that are not fenced.
 			Probe{Name: ProbeLiveBrokers, Root: true,
-				Argv: exec("kafka-broker-api-versions.sh", "--bootstrap-server", local)})
+				Argv: exec("kafka-broker-api-versions.sh", "--bootstrap-server")})
 	}
 	return ps
 }

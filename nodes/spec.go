@@ -50,6 +50,11 @@ type Spec struct {
 	JMXExporterURL    string
 	JMXExporterSHA256 string
 
+	// Security is the security mode: SecurityTLS or SecurityPlaintext.
+	Security string
+	// AdminUser is the client identity that is a super user in TLS mode.
+	AdminUser string
+
 	// Registry is where node images are published, as
 	// <registry>/<node>:<tag>; empty means nothing is published. A bare
 	// name ("me") is a quay.io namespace.
@@ -106,6 +111,8 @@ func Default() Spec {
 		JMXExporterURL:    DefaultJMXExporterURL,
 		JMXExporterSHA256: DefaultJMXExporterSHA256,
 		Tag:               "latest",
+		Security:          SecurityTLS,
+		AdminUser:         DefaultAdminUser,
 		Disk:              bib.DefaultSpec(),
 	}
 }

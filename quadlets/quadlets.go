@@ -50,8 +50,17 @@ type Container struct {
 	PublishPorts []string
 	// Env is set with Environment=, in order.
 	Env []Env
+	// Secrets are podman secrets mounted into the container (Secret=), as
+	// "name,type=mount,target=...,uid=...,mode=...".
+	Secrets []string
 	// Exec is the command line passed to the image's entrypoint.
 	Exec []string
+	// Asserts are files that must exist and not be empty for the unit to
+	// start (AssertFileNotEmpty=): systemd refuses the start and names the
+	// file, instead of restarting a container that cannot work.
+	Asserts []string
+	// ExecStartPre are commands that run before the container starts.
+	ExecStartPre [][]string
 	// Restart is the service's Restart= policy.
 	Restart string
 	// TimeoutStartSec bounds the start, image pull included.
@@ -94,6 +103,7 @@ func (c Container) Render() ([]byte, error) {
 	}
 	unit := &section{name: "Unit"}
 	unit.addIf("Description", c.Description)
+	unit.add("AssertFileNotEmpty", c.Asserts...)
 
 	ctr := &section{name: "Container"}
 	ctr.add("Image", c.Image)
@@ -106,6 +116,7 @@ func (c Container) Render() ([]byte, error) {
 	}
 	ctr.add("Volume", c.Volumes...)
 	ctr.add("PublishPort", c.PublishPorts...)
+	ctr.add("Secret", c.Secrets...)
 	env, err := envLines(c.Env)
 	if err != nil {
 		return nil, fmt.Errorf("quadlet %q: %w", c.Name, err)
@@ -120,6 +131,13 @@ func (c Container) Render() ([]byte, error) {
 	}
 
 	svc := &section{name: "Service"}
+	for _, cmd := range c.ExecStartPre {
+		line, err := words(cmd)
+		if err != nil {
+			return nil, fmt.Errorf("quadlet %q: ExecStartPre: %w", c.Name, err)
+		}
+		svc.add("ExecStartPre", line)
+	}
 	svc.addIf("Restart", c.Restart)
 	svc.addIf("TimeoutStartSec", c.TimeoutStartSec)
 
