@@ -7,7 +7,9 @@ require (
 	github.com/BurntSushi/toml v1.6.0
 	github.com/containers/podman/v5 v5.8.1
 	github.com/distribution/reference v0.6.0
+	github.com/magiconair/properties v1.8.7
 	github.com/osbuild/blueprint v1.0.0
+	github.com/osbuild/images v0.127.0
 	github.com/sourcegraph/conc v0.3.0
 	golang.org/x/crypto v0.47.0
 	gopkg.in/ini.v1 v1.67.1
@@ -25,10 +27,8 @@ require (
 	github.com/gobwas/glob v0.2.3 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/hashicorp/go-version v1.7.0 // indirect
-	github.com/magiconair/properties v1.8.7 // indirect
 	github.com/mitchellh/go-homedir v1.1.0 // indirect
 	github.com/opencontainers/go-digest v1.0.0 // indirect
-	github.com/osbuild/images v0.127.0 // indirect
 	github.com/sosodev/duration v1.4.0 // indirect
 	github.com/vektah/gqlparser/v2 v2.5.32 // indirect
 	go.opentelemetry.io/auto/sdk v1.2.1 // indirect

@@ -1,7 +1,12 @@
 package nodes
 
 import (
+	"bytes"
+	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
+	"fmt"
+	"os/exec"
 	"path"
 	"regexp"
 	"slices"
@@ -9,9 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"dagger/kafka-bootc/bib"
 	"dagger/kafka-bootc/pki"
 
+	"github.com/BurntSushi/toml"
 	"github.com/containers/podman/v5/pkg/systemd/quadlet"
+	"github.com/osbuild/blueprint/pkg/blueprint"
+	"github.com/osbuild/images/pkg/policies"
 	"github.com/magiconair/properties"
 )
 
@@ -387,6 +396,187 @@ func TestExtraNamesGoToTheirNode(t *testing.T) {
 	} {
 		if _, err := c.ParseExtraNames([]string{in}); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: error %v, want %q", in, err, want)
+		}
+	}
+}
+
+// TestDiskFilesAreOnesBibWrites decodes the TLS part of a disk's config as
+// bootc-image-builder does (osbuild's blueprint), turns it into the file
+// system nodes that osbuild writes, and checks the paths against the
+// policy that bib applies to bootc disks (osbuild/images'
+// OstreeCustomFilesPolicies and OstreeCustomDirectoriesPolicies).
+func TestDiskFilesAreOnesBibWrites(t *testing.T) {
+	cfg := bib.DefaultSpec().Config()
+	cfg.Customizations.User[0].Key = exampleKey
+	cfg.Customizations.Directories, cfg.Customizations.Files = NodeTLSFiles([]byte("-----BEGIN PRIVATE KEY-----\nkey\n-----END PRIVATE KEY-----\n"), []byte("ca\n"))
+	data, err := cfg.TOML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bp blueprint.Blueprint
+	md, err := toml.Decode(string(data), &bp)
+	if err != nil {
+		t.Fatalf("bib would refuse the config: %v\n%s", err, data)
+	}
+	if u := md.Undecoded(); len(u) > 0 {
+		t.Fatalf("bib would refuse unknown keys %v", u)
+	}
+	files, err := blueprint.FileCustomizationsToFsNodeFiles(bp.Customizations.Files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs, err := blueprint.DirectoryCustomizationsToFsNodeDirectories(bp.Customizations.Directories)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if policies.OstreeCustomFilesPolicies.Check("/usr/share/kafka-bootc/x") == nil {
+		t.Fatal("the policy allows a file under /usr; it is not the one bib applies")
+	}
+	modes := map[string]string{}
+	for _, f := range files {
+		if err := policies.OstreeCustomFilesPolicies.Check(f.Path()); err != nil {
+			t.Errorf("bib refuses %s on a bootc disk: %v", f.Path(), err)
+		}
+		modes[f.Path()] = fmt.Sprintf("%o %v", *f.Mode(), f.User())
+	}
+	for _, d := range dirs {
+		if err := policies.OstreeCustomDirectoriesPolicies.Check(d.Path()); err != nil {
+			t.Errorf("bib refuses directory %s on a bootc disk: %v", d.Path(), err)
+		}
+		if !d.EnsureParentDirs() {
+			t.Errorf("%s: parents are not made; /etc/kafka-bootc does not exist", d.Path())
+		}
+	}
+	if modes[NodePEMPath] != "400 root" || modes[CACertPath] != "644 root" {
+		t.Errorf("modes %v: the key must be readable by root alone", modes)
+	}
+	if !strings.Contains(string(files[0].Data()), "BEGIN PRIVATE KEY") {
+		t.Errorf("the key did not survive the config")
+	}
+}
+
+// kafkaPEM reads the entries of a PEM value as Kafka 3.8's PemParser
+// (DefaultSslEngineFactory) does: its pattern, on the trimmed value plus a
+// newline, each entry's base64 with white space removed.
+func kafkaPEM(t *testing.T, name, value string) [][]byte {
+	t.Helper()
+	words := strings.ReplaceAll(name, " ", `\s+`)
+	edge := func(which string) string { return `-+` + which + `\s*.*` + words + `[^-]*-+\s+` }
+	re := regexp.MustCompile(edge("BEGIN") + `(?:\s*[^\r\n]*:[^\r\n]*[\r\n]+)*([a-zA-Z0-9/+=\s]*)` + edge("END"))
+	var out [][]byte
+	for _, m := range re.FindAllStringSubmatch(strings.TrimSpace(value)+"\n", -1) {
+		der, err := base64.StdEncoding.DecodeString(regexp.MustCompile(`\s`).ReplaceAllString(m[1], ""))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		out = append(out, der)
+	}
+	if len(out) == 0 {
+		t.Fatalf("Kafka finds no %s in %q", name, value)
+	}
+	return out
+}
+
+// TestAClientDirectoryWorksAsItIs reads client.properties as Java and
+// Kafka read it, and connects with what it says to a server that, like
+// every listener in TLS mode, requires a certificate from the CA.
+func TestAClientDirectoryWorksAsItIs(t *testing.T) {
+	c := plan(t, exampleSpec())
+	now := time.Now()
+	caPEM, caKeyPEM, err := pki.NewCA("test CA", 30, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := pki.LoadCA(caPEM, caKeyPEM, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, keyPEM, err := ca.Issue(ClientIdentity("alice", 10), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]File{}
+	for _, f := range c.ClientFiles("alice", certPEM, keyPEM, caPEM) {
+		files[f.Path] = f
+	}
+	if files["client.key"].Mode != 0o600 || files["client.properties"].Mode != 0o600 || files["kcat.sh"].Mode != 0o755 {
+		t.Errorf("modes: key %v, properties %v, kcat.sh %v", files["client.key"].Mode, files["client.properties"].Mode, files["kcat.sh"].Mode)
+	}
+	p, err := properties.Load(files["client.properties"].Content, properties.ISO_8859_1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	props := p.Map()
+	if props["security.protocol"] != "SSL" || props["ssl.keystore.type"] != "PEM" || props["ssl.truststore.type"] != "PEM" {
+		t.Fatalf("client.properties: %v", props)
+	}
+	keyDER := kafkaPEM(t, "PRIVATE KEY", props["ssl.keystore.key"])[0]
+	key, err := x509.ParsePKCS8PrivateKey(keyDER)
+	if err != nil {
+		t.Fatalf("Kafka reads PKCS#8 keys only: %v", err)
+	}
+	chain := kafkaPEM(t, "CERTIFICATE", props["ssl.keystore.certificate.chain"])
+	roots := x509.NewCertPool()
+	for _, der := range kafkaPEM(t, "CERTIFICATE", props["ssl.truststore.certificates"]) {
+		cert, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		roots.AddCert(cert)
+	}
+
+	nodePEM, nodeKey, err := ca.Issue(c.NodeIdentity(c.Nodes[0], nil, 10), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serverPair, err := tls.X509KeyPair(nodePEM, nodeKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{serverPair}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: roots})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		conn, err := ln.Accept()
+		if err == nil {
+			if conn.(*tls.Conn).Handshake() == nil {
+				conn.Write([]byte("ok"))
+			}
+			conn.Close()
+		}
+	}()
+	conn, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{
+		Certificates: []tls.Certificate{{Certificate: chain, PrivateKey: key}},
+		RootCAs:      roots, ServerName: c.Nodes[0].Hostname,
+	})
+	if err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	defer conn.Close()
+	if _, err := conn.Read(make([]byte, 2)); err != nil {
+		t.Errorf("the server refused the client: %v", err)
+	}
+	if !strings.Contains(string(files["client.properties"].Content), c.Bootstrap()) {
+		t.Errorf("client.properties does not show the bootstrap servers %s", c.Bootstrap())
+	}
+}
+
+// TestKcatScriptPassesShellcheck: kcat.sh is run by users as it is.
+func TestKcatScriptPassesShellcheck(t *testing.T) {
+	if _, err := exec.LookPath("shellcheck"); err != nil {
+		t.Skip("skipped: shellcheck is not installed (.ci/run installs it)")
+	}
+	c := plan(t, exampleSpec())
+	for _, f := range c.ClientFiles("alice", nil, nil, nil) {
+		if f.Path != "kcat.sh" {
+			continue
+		}
+		cmd := exec.Command("shellcheck", "-")
+		cmd.Stdin = bytes.NewReader(f.Content)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("shellcheck kcat.sh: %v\n%s", err, out)
 		}
 	}
 }

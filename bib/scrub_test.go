@@ -1,0 +1,63 @@
+package bib
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+const testKey = `-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgF3pXhmlW4FjK3ffd
+3dJYbCfPbQ3qk0pTzZkQ2pGxPwyhRANCAAQ0yK1Lv2K8HcT4N8e0kqgFh6Lk1Ju3
+-----END PRIVATE KEY-----
+`
+
+func TestScrubRemovesTheKeyInEveryFormBibWritesIt(t *testing.T) {
+	cert := "-----BEGIN CERTIFICATE-----\nMIIBkzCCATmgAwIBAgIQ\n-----END CERTIFICATE-----\n"
+	file := testKey + cert
+	manifest := map[string]any{
+		"version": "2",
+		// osbuild's inline source: the file, base64, keyed by its digest.
+		"sources": map[string]any{"org.osbuild.inline": map[string]any{"items": map[string]any{
+			"sha256:0123": map[string]any{"encoding": "base64", "data": base64.StdEncoding.EncodeToString([]byte(file))},
+			"sha256:4567": map[string]any{"encoding": "base64", "data": base64.StdEncoding.EncodeToString([]byte(cert))},
+		}}},
+		// A config copied as text, as bib's stand-in does.
+		"config":   "[[customizations.files]]\npath = \"/etc/kafka-bootc/tls/node.pem\"\ndata = \"" + strings.ReplaceAll(file, "\n", `\n`) + "\"\n",
+		"pipeline": []any{map[string]any{"type": "org.osbuild.copy", "paths": []any{"/etc/kafka-bootc/tls/node.pem"}}},
+		"size":     23074963456,
+	}
+	data, err := json.Marshal(manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := NewSecret([]byte(testKey))
+	if !key.In(data) {
+		t.Fatal("the test manifest does not hold the key")
+	}
+	out, n, err := Scrub(data, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 || key.In(out) || strings.Contains(string(out), "PRIVATE KEY") {
+		t.Errorf("replaced %d strings, the key is still there: %v\n%s", n, key.In(out), out)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("the scrubbed manifest is not JSON: %v", err)
+	}
+	items := got["sources"].(map[string]any)["org.osbuild.inline"].(map[string]any)["items"].(map[string]any)
+	if d := items["sha256:4567"].(map[string]any)["data"]; d != base64.StdEncoding.EncodeToString([]byte(cert)) {
+		t.Errorf("the certificate alone was changed too: %v", d)
+	}
+	if got["size"].(float64) != 23074963456 || got["pipeline"].([]any)[0].(map[string]any)["paths"].([]any)[0] != "/etc/kafka-bootc/tls/node.pem" {
+		t.Errorf("the rest of the manifest changed:\n%s", out)
+	}
+}
+
+func TestScrubRefusesWhatIsNotJSON(t *testing.T) {
+	if _, _, err := Scrub([]byte("not json "+testKey), NewSecret([]byte(testKey))); err == nil || strings.Contains(err.Error(), "MIGH") {
+		t.Errorf("error %v", err)
+	}
+}
