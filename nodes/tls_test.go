@@ -19,9 +19,9 @@ import (
 
 	"github.com/BurntSushi/toml"
 	"github.com/containers/podman/v5/pkg/systemd/quadlet"
+	"github.com/magiconair/properties"
 	"github.com/osbuild/blueprint/pkg/blueprint"
 	"github.com/osbuild/images/pkg/policies"
-	"github.com/magiconair/properties"
 )
 
 // mount is a file that a container reads from the host, as podman's
