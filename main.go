@@ -285,9 +285,35 @@ func (m *KafkaBootc) Ca(
 	if err != nil {
 		return nil, err
 	}
-	return dag.Directory().
-		WithNewFile("ca.crt", string(cert), dagger.DirectoryWithNewFileOpts{Permissions: 0o644}).
-		WithNewFile("ca.key", string(key), dagger.DirectoryWithNewFileOpts{Permissions: 0o600}), nil
+	return withFiles(dag.Directory(), []nodes.File{
+		{Path: "ca.crt", Content: cert, Mode: 0o644},
+		{Path: "ca.key", Content: key, Mode: 0o600, Private: true},
+	}), nil
+}
+
+// keyImage copies private files into a directory. A file made with
+// withNewFile shows its contents in Dagger's progress output and traces;
+// one copied from a mounted secret shows only the secret's name.
+const keyImage = "docker.io/library/debian:bookworm"
+
+// withFiles adds files to a directory, the private ones by way of a secret.
+func withFiles(dir *dagger.Directory, files []nodes.File) *dagger.Directory {
+	for _, f := range files {
+		opts := dagger.DirectoryWithNewFileOpts{Permissions: int(f.Mode.Perm())}
+		if !f.Private {
+			dir = dir.WithNewFile(f.Path, string(f.Content), opts)
+			continue
+		}
+		// Named for its contents: a session may make several.
+		sum := sha256.Sum256(f.Content)
+		secret := dag.SetSecret(fmt.Sprintf("kafka-bootc-private-%x", sum[:8]), string(f.Content))
+		copied := dag.Container().From(keyImage).
+			WithMountedSecret("/private", secret).
+			WithExec([]string{"cp", "/private", "/copy"}).
+			File("/copy")
+		dir = dir.WithFile(f.Path, copied, dagger.DirectoryWithFileOpts{Permissions: int(f.Mode.Perm())})
+	}
+	return dir
 }
 
 // Client issues a client identity signed by the cluster CA, as a directory
@@ -329,11 +355,7 @@ func (m *KafkaBootc) Client(
 	if err != nil {
 		return nil, err
 	}
-	dir := dag.Directory()
-	for _, f := range c.ClientFiles(name, cert, key, ca.CertPEM) {
-		dir = dir.WithNewFile(f.Path, string(f.Content), dagger.DirectoryWithNewFileOpts{Permissions: int(f.Mode.Perm())})
-	}
-	return dir, nil
+	return withFiles(dag.Directory(), c.ClientFiles(name, cert, key, ca.CertPEM)), nil
 }
 
 // Base returns a role's base image, built once and shared by every node of

@@ -50,11 +50,14 @@ type Download struct {
 	Mode   fs.FileMode
 }
 
-// File is a regular file of an image.
+// File is a regular file of an image, or of a client's directory.
 type File struct {
 	Path    string
 	Content []byte
 	Mode    fs.FileMode
+	// Private marks a file that holds a private key: no image holds one,
+	// and it must not show in any log.
+	Private bool
 }
 
 // Symlink is a symbolic link at Path pointing to Target.

@@ -323,10 +323,10 @@ exec kcat -X security.protocol=ssl -X "ssl.key.location=$dir/client.key" \
 	-X "ssl.certificate.location=$dir/client.crt" -X "ssl.ca.location=$dir/ca.crt" "$@"
 `, name, c.Bootstrap())
 	return []File{
-		{Path: "client.key", Content: keyPEM, Mode: 0o600},
+		{Path: "client.key", Content: keyPEM, Mode: 0o600, Private: true},
 		{Path: "client.crt", Content: certPEM, Mode: 0o644},
 		{Path: "ca.crt", Content: caPEM, Mode: 0o644},
-		{Path: "client.properties", Content: []byte(props), Mode: 0o600},
+		{Path: "client.properties", Content: []byte(props), Mode: 0o600, Private: true},
 		{Path: "kcat.sh", Content: []byte(kcat), Mode: 0o755},
 	}
 }

@@ -499,6 +499,11 @@ func TestAClientDirectoryWorksAsItIs(t *testing.T) {
 	for _, f := range c.ClientFiles("alice", certPEM, keyPEM, caPEM) {
 		files[f.Path] = f
 	}
+	for _, f := range files {
+		if bytes.Contains(f.Content, []byte("PRIVATE KEY")) != f.Private {
+			t.Errorf("%s: private %v, yet holding a key is %v: a key must never be logged", f.Path, f.Private, !f.Private)
+		}
+	}
 	if files["client.key"].Mode != 0o600 || files["client.properties"].Mode != 0o600 || files["kcat.sh"].Mode != 0o755 {
 		t.Errorf("modes: key %v, properties %v, kcat.sh %v", files["client.key"].Mode, files["client.properties"].Mode, files["kcat.sh"].Mode)
 	}

@@ -292,6 +292,13 @@ grep -q -- "-javaagent:/opt/kafka-bootc/jmx-exporter/jmx_prometheus_javaagent.ja
 [ "$(cat /usr/share/kafka-bootc/jmx-exporter/jmx_prometheus_javaagent.jar)" = "$JMX_JAR" ] || fail "the JMX exporter is not the jar given"
 [ "$(systemctl is-enabled bootc-fetch-apply-updates.timer 2>/dev/null || true)" = masked ] || fail "the auto-update timer is not masked"
 [ "$(cat /etc/hostname)" = "$NODE" ] || fail "hostname $(cat /etc/hostname)"
+# TLS: the units take the node's files as podman secrets, and the image
+# holds no key: those exist only on a disk.
+grep -q -- "--secret $UNIT-node-pem,type=mount,target=/etc/kafka-bootc/tls/node.pem,uid=1000,gid=1000,mode=0400" /tmp/units || fail "Kafka does not get the node's key"
+grep -q -- "--web.config.file=/etc/kafka-bootc/node-exporter.yml" /tmp/units || fail "node-exporter does not serve TLS"
+[ ! -e /etc/kafka-bootc/tls ] || fail "the image holds /etc/kafka-bootc/tls"
+keys=$(grep -rlsI -e "PRIVATE KEY-----" -e "LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0t" /etc /usr/share/kafka-bootc /usr/share/containers /usr/lib/bootc /usr/lib/tmpfiles.d 2>/dev/null || true)
+[ -z "$keys" ] || fail "private keys in the image: $keys"
 `
 
 func checkImage(ctx context.Context, img *dagger.Container, config *dagger.Directory, node, role string, id int) error {
@@ -317,17 +324,41 @@ func checkImage(ctx context.Context, img *dagger.Container, config *dagger.Direc
 	return err
 }
 
-// Disk builds the controller's disk with bootc-image-builder and checks it
+// Disk makes a cluster CA with ca, builds the controller's disk with
+// bootc-image-builder and a node certificate from that CA, and checks it
 // with qemu-img: a qcow2 of at least the 20 GiB root size, with bib's
-// manifest and the VM scripts beside it.
+// manifest and the VM scripts beside it, and no private key anywhere but
+// inside the disk.
 // +cache="never"
 func (m *Tests) Disk(ctx context.Context) error {
 	const node = "kafka-controller-1"
-	disks := cluster("e2e", dagger.KafkaBootcOpts{}).Disk(node, dagger.KafkaBootcDiskOpts{Password: dag.SetSecret("e2e-password-hash", passwordHash)})
+	kb := cluster("e2e", dagger.KafkaBootcOpts{})
+	ca := kb.Ca()
+	caKey, err := ca.File("ca.key").Contents(ctx)
+	if err != nil {
+		return fmt.Errorf("ca: %w", err)
+	}
+	disks := kb.Disk(node, dagger.KafkaBootcDiskOpts{
+		Password: dag.SetSecret("e2e-password-hash", passwordHash),
+		CaCert:   ca.File("ca.crt"),
+		CaKey:    dag.SetSecret("e2e-ca-key-"+nonce(), caKey),
+	})
 	for _, p := range []string{node + "/manifest-qcow2.json", "start-vms.sh", "remove-vms.sh"} {
 		if _, err := disks.File(p).Size(ctx); err != nil {
 			return fmt.Errorf("disk: no %s: %w", p, err)
 		}
+	}
+	// The key's PEM header, as it is and base64-encoded from the start of
+	// a file, as bib's manifests hold inline files.
+	leaks, err := dag.Container().From(toolsImage).
+		WithMountedDirectory("/disks", disks).
+		WithExec([]string{"sh", "-c", `grep -rlsI -e "PRIVATE KEY" -e "LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0t" --exclude=disk.qcow2 /disks || true`}).
+		Stdout(ctx)
+	if err != nil {
+		return fmt.Errorf("disk: looking for keys: %w", err)
+	}
+	if strings.TrimSpace(leaks) != "" {
+		return fmt.Errorf("disk: private keys outside the disk image: %s", leaks)
 	}
 	info, err := dag.Container().From("quay.io/centos/centos:stream9").
 		WithExec([]string{"dnf", "-y", "install", "qemu-img"}).

@@ -28,6 +28,7 @@ type (
 	ContainerFromOpts             = sdk.ContainerFromOpts
 	HTTPOpts                      = sdk.HTTPOpts
 	DirectoryWithNewFileOpts      = sdk.DirectoryWithNewFileOpts
+	DirectoryWithFileOpts         = sdk.DirectoryWithFileOpts
 )
 
 const CacheSharingModeLocked = sdk.CacheSharingModeLocked

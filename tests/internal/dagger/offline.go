@@ -105,10 +105,17 @@ func (r *KafkaBootc) BuildAll(ctx context.Context, opts ...KafkaBootcBuildAllOpt
 	return response, q.Execute(ctx)
 }
 
+// Ca is kafka-bootc's ca function.
+func (r *KafkaBootc) Ca() *Directory {
+	return (&sdk.Directory{}).WithGraphQLQuery(r.query.Select("ca"))
+}
+
 // KafkaBootcDiskOpts are disk's optional arguments.
 type KafkaBootcDiskOpts struct {
 	Image    string
 	Password *Secret
+	CaCert   *File
+	CaKey    *Secret
 }
 
 // Disk is kafka-bootc's disk function.
@@ -120,6 +127,12 @@ func (r *KafkaBootc) Disk(node string, opts ...KafkaBootcDiskOpts) *Directory {
 		}
 		if !querybuilder.IsZeroValue(opts[i].Password) {
 			q = q.Arg("password", opts[i].Password)
+		}
+		if !querybuilder.IsZeroValue(opts[i].CaCert) {
+			q = q.Arg("caCert", opts[i].CaCert)
+		}
+		if !querybuilder.IsZeroValue(opts[i].CaKey) {
+			q = q.Arg("caKey", opts[i].CaKey)
 		}
 	}
 	q = q.Arg("node", node)
