@@ -16,6 +16,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -333,15 +335,24 @@ func checkImage(ctx context.Context, img *dagger.Container, config *dagger.Direc
 func (m *Tests) Disk(ctx context.Context) error {
 	const node = "kafka-controller-1"
 	kb := cluster("e2e", dagger.KafkaBootcOpts{})
-	ca := kb.Ca()
-	caKey, err := ca.File("ca.key").Contents(ctx)
+	// ca is never cached: each evaluation makes a new CA, so take both
+	// files from one evaluation, as "ca -o ./ca" does.
+	caPath, err := kb.Ca().Export(ctx, "/tmp/ca-"+nonce())
+	if err != nil {
+		return fmt.Errorf("ca: %w", err)
+	}
+	caCert, err := os.ReadFile(filepath.Join(caPath, "ca.crt"))
+	if err != nil {
+		return fmt.Errorf("ca: %w", err)
+	}
+	caKey, err := os.ReadFile(filepath.Join(caPath, "ca.key"))
 	if err != nil {
 		return fmt.Errorf("ca: %w", err)
 	}
 	disks := kb.Disk(node, dagger.KafkaBootcDiskOpts{
 		Password: dag.SetSecret("e2e-password-hash", passwordHash),
-		CaCert:   ca.File("ca.crt"),
-		CaKey:    dag.SetSecret("e2e-ca-key-"+nonce(), caKey),
+		CaCert:   dag.Directory().WithNewFile("ca.crt", string(caCert)).File("ca.crt"),
+		CaKey:    dag.SetSecret("e2e-ca-key-"+nonce(), string(caKey)),
 	})
 	for _, p := range []string{node + "/manifest-qcow2.json", "start-vms.sh", "remove-vms.sh"} {
 		if _, err := disks.File(p).Size(ctx); err != nil {
