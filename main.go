@@ -578,7 +578,8 @@ func (m *KafkaBootc) BuildAll(
 //
 // Kept for one session only: the disks start from the base, bound and
 // builder images' tags, which move. A rerun with nothing changed reuses
-// the disks from Dagger's layer cache.
+// the disks from Dagger's layer cache, except in tls mode: each run gives
+// each disk a new key and certificate.
 // +cache="session"
 func (m *KafkaBootc) Disks(
 	ctx context.Context,
