@@ -84,6 +84,10 @@ type Cluster struct {
 	// AdminUser is the client identity that is a super user, in TLS mode.
 	AdminUser string
 
+	// SigningPublicKey is the key node images must be signed with, or
+	// empty when nodes do not check signatures.
+	SigningPublicKey string
+
 	// Roles holds the per-role settings, validated, heap resolved.
 	Roles map[Role]RoleSettings
 	// Nodes are the brokers, then the controllers, each in name order.
@@ -287,6 +291,15 @@ func Plan(s Spec) (*Cluster, error) {
 	}
 	if err := c.setRegistry(s.Registry, s.Tag); err != nil {
 		return nil, err
+	}
+	if s.SigningPublicKey != "" {
+		if err := CheckSigningPublicKey(s.SigningPublicKey); err != nil {
+			return nil, err
+		}
+		if err := checkSigningRegistry(c.Registry); err != nil {
+			return nil, err
+		}
+		c.SigningPublicKey = s.SigningPublicKey
 	}
 	if err := s.Disk.Validate(); err != nil {
 		return nil, err

@@ -118,6 +118,11 @@ func (c *Cluster) RoleImage(r Role) (Image, error) {
 			File{Path: clientPropertiesSrc, Content: c.clientProperties(), Mode: 0o644},
 			File{Path: exporterWebSrc, Content: exporterWebConfig(), Mode: 0o644})
 	}
+	signing, err := c.signingFiles()
+	if err != nil {
+		return Image{}, err
+	}
+	files = append(files, signing...)
 	if c.MetricsPort != 0 {
 		downloads = append(downloads, c.JMXAgent())
 		files = append(files, File{Path: jmxConfigPath, Content: []byte(jmxConfig), Mode: 0o644})

@@ -55,6 +55,11 @@ type Spec struct {
 	// AdminUser is the client identity that is a super user in TLS mode.
 	AdminUser string
 
+	// SigningPublicKey, when set, is the PEM public key (cosign.pub) that
+	// node images must be signed with: every node image carries it and a
+	// policy that makes the node enforce it.
+	SigningPublicKey string
+
 	// Registry is where node images are published, as
 	// <registry>/<node>:<tag>; empty means nothing is published. A bare
 	// name ("me") is a quay.io namespace.

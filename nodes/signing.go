@@ -1,0 +1,178 @@
+package nodes
+
+import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/distribution/reference"
+)
+
+// Where a node image keeps what makes the node enforce signatures.
+const (
+	// SigningKeyPath is the cosign public key that node images must be
+	// signed with. It is under /usr, so it moves with the image: an image
+	// signed by the old key can ship the next key.
+	SigningKeyPath = "/usr/share/kafka-bootc/signing/cosign.pub"
+	// policyPath is containers/image's signature policy, which bootc,
+	// podman and skopeo read.
+	policyPath = "/etc/containers/policy.json"
+	// registriesDPath tells containers/image where signatures live: as
+	// cosign attaches them, in the image's repository.
+	registriesDPath = "/etc/containers/registries.d/kafka-bootc.yaml"
+	// installConfigPath makes bootc install (as bootc-image-builder runs
+	// it) record the node's image with signature enforcement: the origin's
+	// ostree-image-signed transport, which bootc upgrade keeps. bootc reads
+	// the key since 1.15.2 (bootc-dev/bootc commit 1535ded7); older bootc
+	// refuses the file (its install config denies unknown keys), so a disk
+	// is never built without enforcement by mistake.
+	installConfigPath = "/usr/lib/bootc/install/50-kafka-bootc.toml"
+)
+
+// CheckSigningPublicKey reports whether pemText is a public key that
+// cosign signs with: ECDSA, RSA (at least 2048 bits) or Ed25519, PEM.
+func CheckSigningPublicKey(pemText string) error {
+	block, rest := pem.Decode([]byte(pemText))
+	if block == nil || strings.TrimSpace(string(rest)) != "" {
+		return errors.New("signing public key: must be one PEM public key, as cosign generate-key-pair writes cosign.pub")
+	}
+	if block.Type != "PUBLIC KEY" {
+		return fmt.Errorf("signing public key: holds a PEM %q block, not a PUBLIC KEY (give cosign.pub, never cosign.key)", block.Type)
+	}
+	key, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		return fmt.Errorf("signing public key: not a valid public key: %v", err)
+	}
+	switch k := key.(type) {
+	case *ecdsa.PublicKey, ed25519.PublicKey:
+	case *rsa.PublicKey:
+		if k.N.BitLen() < 2048 {
+			return fmt.Errorf("signing public key: an RSA key of %d bits: must have at least 2048", k.N.BitLen())
+		}
+	default:
+		return fmt.Errorf("signing public key: a %T key: must be ECDSA, RSA or Ed25519", key)
+	}
+	return nil
+}
+
+// checkSigningRegistry refuses a policy for a registry that a node cannot
+// reach under that name: a node's policy names the repositories it pulls,
+// and a registry on the build machine's loopback is not the node's.
+func checkSigningRegistry(registry string) error {
+	if registry == "" {
+		return errors.New("signing public key: given without --registry: the policy names the repositories that the nodes upgrade from")
+	}
+	host, _, _ := strings.Cut(registry, "/")
+	name := host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		name = h
+	}
+	if ip := net.ParseIP(name); name == "localhost" || (ip != nil && ip.IsLoopback()) {
+		return fmt.Errorf("signing public key: registry %q is the build machine's loopback, which no node reaches under that name; publish to a registry the nodes reach", registry)
+	}
+	return nil
+}
+
+// policyRequirement is one requirement of containers-policy.json(5).
+type policyRequirement struct {
+	Type           string          `json:"type"`
+	KeyPath        string          `json:"keyPath,omitempty"`
+	SignedIdentity *signedIdentity `json:"signedIdentity,omitempty"`
+}
+
+type signedIdentity struct {
+	Type string `json:"type"`
+}
+
+// signingPolicy is the node's containers-policy.json: the node images (the
+// whole registry namespace, so that a new node needs no new policy) must be
+// signed by the key; the bound Kafka and node-exporter images, which their
+// publishers sign with keys this cluster does not know, are accepted as
+// they are; local transports are accepted; anything else is rejected.
+// bootc refuses to upgrade with signature enforcement under a policy whose
+// default accepts anything (ostree-ext's container_policy_is_default_insecure).
+//
+// The identity is matchRepository: cosign signs a digest and records the
+// repository alone, while bootc pulls the node's tag, which the default
+// (matchRepoDigestOrExact) would require the signature to name exactly.
+func (c *Cluster) signingPolicy() ([]byte, error) {
+	accept := []policyRequirement{{Type: "insecureAcceptAnything"}}
+	docker := map[string][]policyRequirement{
+		c.Registry: {{Type: "sigstoreSigned", KeyPath: SigningKeyPath, SignedIdentity: &signedIdentity{Type: "matchRepository"}}},
+	}
+	for _, img := range []string{c.KafkaImage, c.ExporterImage} {
+		named, err := reference.ParseNormalizedNamed(img)
+		if err != nil {
+			return nil, err
+		}
+		docker[named.Name()] = accept
+	}
+	policy := map[string]any{
+		"default": []policyRequirement{{Type: "reject"}},
+		"transports": map[string]any{
+			"docker":             docker,
+			"containers-storage": map[string][]policyRequirement{"": accept},
+			"docker-daemon":      map[string][]policyRequirement{"": accept},
+		},
+	}
+	out, err := json.MarshalIndent(policy, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(out, '\n'), nil
+}
+
+// registriesD makes containers/image look for sigstore signatures attached
+// to the node images, where cosign puts them.
+func (c *Cluster) registriesD() []byte {
+	return fmt.Appendf(nil, `# Rendered by kafka-bootc: the node images' signatures are attached to
+# them in their registry, as cosign attaches them.
+docker:
+  %s:
+    use-sigstore-attachments: true
+`, c.Registry)
+}
+
+// installConfig makes bootc install record the image with enforcement.
+const installConfig = `# Rendered by kafka-bootc: install the node with signature enforcement,
+# so that bootc upgrade verifies every image against /etc/containers/policy.json.
+[install]
+enforce-container-sigpolicy = true
+`
+
+// signingFiles are the files of a role image that make its nodes enforce
+// signatures; none without a signing public key.
+func (c *Cluster) signingFiles() ([]File, error) {
+	if c.SigningPublicKey == "" {
+		return nil, nil
+	}
+	policy, err := c.signingPolicy()
+	if err != nil {
+		return nil, err
+	}
+	return []File{
+		{Path: SigningKeyPath, Content: []byte(c.SigningPublicKey), Mode: 0o644},
+		{Path: policyPath, Content: policy, Mode: 0o644},
+		{Path: registriesDPath, Content: c.registriesD(), Mode: 0o644},
+		{Path: installConfigPath, Content: []byte(installConfig), Mode: 0o644},
+	}, nil
+}
+
+// CosignSignArgs is cosign sign's command line, but for the image, with
+// the private key at key (a file, or env://VAR). It asks for what
+// containers/image reads: a signature in the legacy layout, a
+// sha256-<digest>.sig tag in the image's repository, which is cosign v2's
+// default (cosign v2.6.1 sign --help: --new-bundle-format=false,
+// --use-signing-config=false); cosign 3 writes Sigstore bundles instead
+// unless told otherwise, so the flags are explicit. The signature goes to
+// no public transparency log: the nodes check it with the key alone.
+func CosignSignArgs(key string) []string {
+	return []string{"sign", "--key", key, "--yes", "--tlog-upload=false", "--new-bundle-format=false", "--use-signing-config=false"}
+}
