@@ -50,6 +50,7 @@ type KafkaBootc struct {
 // default, and a description that breaks a rule is refused here, before
 // anything is built.
 func New(
+	ctx context.Context,
 	// Registry to publish node images to, as <registry>/<node>:<tag>, for
 	// example quay.io/me. A bare namespace (me) means quay.io/me. Without
 	// it, build-all builds and checks the images without publishing them.
@@ -185,6 +186,13 @@ func New(
 	// certificate with "client --name <it>".
 	// +default="admin"
 	adminUser string,
+	// Public key that node images are signed with (cosign.pub, as cosign
+	// generate-key-pair writes it). Every node image then carries it and a
+	// policy under which the node pulls only node images signed with it,
+	// and its disk is installed with that policy enforced. Give build-all
+	// the matching --signing-key.
+	// +optional
+	signingPublicKey *dagger.File,
 	// bootc-image-builder image. Keep the centos-bootc one:
 	// ghcr.io/osbuild/image-builder fails on bound images. Pin it by digest
 	// for repeatable disks.
@@ -216,6 +224,13 @@ func New(
 			return nil, errors.New("jmx exporter jar: given with --no-jmx-exporter; give one or the other")
 		}
 		s.MetricsPort = 0
+	}
+	if signingPublicKey != nil {
+		key, err := signingPublicKey.Contents(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("signing public key: %w", err)
+		}
+		s.SigningPublicKey = key
 	}
 	if _, err := nodes.Plan(s); err != nil {
 		return nil, err
@@ -501,6 +516,22 @@ func (m *KafkaBootc) BuildAll(
 	// and Dagger speaks plain HTTP to localhost alone.
 	// +optional
 	registryService *dagger.Service,
+	// cosign private key that signs every published digest, for example
+	// env:COSIGN_KEY (cosign.key, as cosign generate-key-pair writes it). The
+	// signatures go next to the images, where podman, skopeo and bootc look
+	// for them.
+	// +optional
+	signingKey *dagger.Secret,
+	// Password of --signing-key, for example env:COSIGN_PASSWORD; leave it
+	// out for a key without one.
+	// +optional
+	signingPassword *dagger.Secret,
+	// During a key rotation: the public key that the running nodes trust
+	// now (old.pub), while --signing-public-key is the new one that the
+	// images carry. --signing-key must then be the old private key, so that
+	// the nodes take the images that bring them the new key.
+	// +optional
+	trustedPublicKey *dagger.File,
 ) (string, error) {
 	c, err := m.cluster()
 	if err != nil {
@@ -511,6 +542,31 @@ func (m *KafkaBootc) BuildAll(
 	}
 	if c.Registry == "" && password != nil {
 		return "", errors.New("registry credentials: given without --registry; there is nowhere to publish")
+	}
+	var sign *signer
+	switch {
+	case signingKey == nil && signingPassword != nil:
+		return "", errors.New("signing password: given without --signing-key")
+	case signingKey != nil && c.Registry == "":
+		return "", errors.New("signing key: given without --registry: only published images are signed")
+	case trustedPublicKey != nil && (signingKey == nil || c.SigningPublicKey == ""):
+		return "", errors.New("trusted public key: it names the key the nodes trust during a rotation; give it with --signing-key and --signing-public-key")
+	case signingKey != nil:
+		// The nodes take only images signed with the key they trust: the
+		// images' own key, or during a rotation the one before it.
+		trusted := c.SigningPublicKey
+		if trustedPublicKey != nil {
+			if trusted, err = trustedPublicKey.Contents(ctx); err != nil {
+				return "", fmt.Errorf("trusted public key: %w", err)
+			}
+			if err := nodes.CheckSigningPublicKey(trusted); err != nil {
+				return "", fmt.Errorf("trusted %w", err)
+			}
+		}
+		// Checked before anything is built or published.
+		if sign, err = newSigner(ctx, c, trusted, signingKey, signingPassword, username, password, registryService); err != nil {
+			return "", err
+		}
 	}
 	// Every node is built at once; the publishes follow in waves, so that
 	// the registry receives each layer once (see nodes.PublishWaves).
@@ -550,6 +606,11 @@ func (m *KafkaBootc) BuildAll(
 						return
 					}
 					lines[i] = n.Name + " " + ref
+					if sign != nil {
+						if errs[i] = sign.sign(ctx, ref); errs[i] == nil {
+							lines[i] += " signed"
+						}
+					}
 				})
 			}
 			published.Wait()
@@ -1067,6 +1128,105 @@ func (r *Running) connect(ctx context.Context, needTargets bool) (*nodes.Cluster
 		return nil, nil, nil, err
 	}
 	return c, targets, ssh, nil
+}
+
+// cosignModule is the cosign that signs, built from its Go module, and
+// goImage what builds it.
+const (
+	cosignModule = "github.com/sigstore/cosign/v2/cmd/cosign@v2.6.1"
+	goImage      = "docker.io/library/golang:1.26"
+	// registryAlias is the name a registry service is bound under in the
+	// signing container: "localhost" is the container's own.
+	registryAlias = "kafka-bootc-registry"
+)
+
+// signer signs published digests with cosign.
+type signer struct {
+	tool *dagger.Container
+	// via is the host cosign reaches a registry service at, or empty.
+	via string
+}
+
+// newSigner makes the cosign container with the key, its password and the
+// registry's credentials, all as secrets, and checks that cosign can read
+// the key and that it matches trusted, the public key that the nodes
+// trust, if there is one.
+func newSigner(ctx context.Context, c *nodes.Cluster, trusted string, key, password *dagger.Secret, username string, registryPassword *dagger.Secret, registryService *dagger.Service) (*signer, error) {
+	tool := dag.Container().From(goImage).
+		WithMountedCache("/go/pkg/mod", dag.CacheVolume("kafka-bootc-go-mod")).
+		WithMountedCache("/root/.cache/go-build", dag.CacheVolume("kafka-bootc-go-build")).
+		WithEnvVariable("GOBIN", "/usr/local/bin").
+		WithExec([]string{"go", "install", cosignModule}).
+		WithoutMount("/go/pkg/mod").
+		WithoutMount("/root/.cache/go-build").
+		WithSecretVariable("COSIGN_KEY", key)
+	if password != nil {
+		tool = tool.WithSecretVariable("COSIGN_PASSWORD", password)
+	} else {
+		tool = tool.WithEnvVariable("COSIGN_PASSWORD", "")
+	}
+	pub, err := tool.WithExec([]string{"cosign", "public-key", "--key", "env://COSIGN_KEY"}).Stdout(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("signing key: cosign cannot read it as a cosign private key with the given --signing-password: %w", err)
+	}
+	if trusted != "" {
+		same, err := nodes.SamePublicKey(pub, trusted)
+		if err != nil {
+			return nil, fmt.Errorf("signing key: its public key: %w", err)
+		}
+		if !same {
+			return nil, errors.New("signing key: does not match the public key that the nodes trust (--signing-public-key, or --trusted-public-key during a rotation): they would refuse every image it signs")
+		}
+	}
+	s := &signer{tool: tool.WithNewFile("/kafka-bootc/cosign.pub", pub)}
+	if registryPassword != nil {
+		secret, err := registryPassword.Plaintext(ctx)
+		if err != nil {
+			return nil, err
+		}
+		auth, err := nodes.RegistryAuthConfig(c.Host(), username, secret)
+		if err != nil {
+			return nil, err
+		}
+		sum := sha256.Sum256(auth)
+		s.tool = s.tool.WithMountedSecret("/root/.docker/config.json", dag.SetSecret(fmt.Sprintf("kafka-bootc-cosign-auth-%x", sum[:8]), string(auth)))
+	}
+	if registryService != nil {
+		_, port, _ := strings.Cut(c.Host(), ":")
+		s.via = registryAlias
+		if port != "" {
+			s.via += ":" + port
+		}
+		s.tool = s.tool.WithServiceBinding(registryAlias, registryService)
+	}
+	return s, nil
+}
+
+// sign signs a published digest, unless a signature by the key is already
+// there. It runs every time: the registry may have lost a signature.
+func (s *signer) sign(ctx context.Context, published string) error {
+	target, extra, err := nodes.CosignTarget(published, s.via)
+	if err != nil {
+		return err
+	}
+	run := s.tool.WithEnvVariable("KAFKA_BOOTC_SIGNING_RUN", time.Now().Format(time.RFC3339Nano))
+	// The signatures go to no transparency log (see CosignSignArgs).
+	verify := []string{"cosign", "verify", "--key", "/kafka-bootc/cosign.pub", "--insecure-ignore-tlog=true"}
+	if s.via != "" {
+		verify = append(verify, "--allow-http-registry")
+	}
+	code, err := run.WithExec(append(verify, target), dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny}).ExitCode(ctx)
+	if err != nil {
+		return fmt.Errorf("checking the signature of %s: %w", published, err)
+	}
+	if code == 0 {
+		return nil
+	}
+	args := append(append(append([]string{"cosign"}, nodes.CosignSignArgs("env://COSIGN_KEY")...), extra...), target)
+	if _, err := run.WithExec(args).Sync(ctx); err != nil {
+		return fmt.Errorf("signing %s: %w", published, err)
+	}
+	return nil
 }
 
 // withVMScripts adds the scripts that start and remove the nodes' VMs.

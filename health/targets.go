@@ -58,11 +58,12 @@ func ParsePublished(out string) (map[string]string, error) {
 		return refs, nil
 	}
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		node, ref, ok := strings.Cut(strings.TrimSpace(line), " ")
-		if !ok || !strings.Contains(ref, "@sha256:") {
+		// What follows the reference ("signed") is a note for people.
+		f := strings.Fields(line)
+		if len(f) < 2 || !strings.Contains(f[1], "@sha256:") {
 			return nil, fmt.Errorf("published: line %q is not \"<node> <reference>@sha256:...\" as build-all prints it", line)
 		}
-		refs[node] = ref
+		refs[f[0]] = f[1]
 	}
 	return refs, nil
 }

@@ -12,7 +12,7 @@ func TestTargets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := ParsePublished("kafka-broker-1 quay.io/me/kafka-broker-1:latest@" + current + "\n")
+	pub, err := ParsePublished("kafka-broker-1 quay.io/me/kafka-broker-1:latest@" + current + " signed\n")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,12 @@
 package nodes
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -175,4 +177,54 @@ func (c *Cluster) signingFiles() ([]File, error) {
 // no public transparency log: the nodes check it with the key alone.
 func CosignSignArgs(key string) []string {
 	return []string{"sign", "--key", key, "--yes", "--tlog-upload=false", "--new-bundle-format=false", "--use-signing-config=false"}
+}
+
+// CosignTarget is what cosign signs for a reference that build-all
+// published (<registry>/<node>:<tag>@sha256:...): the digest, in its
+// repository. When via is set, the registry is a stand-in reached under
+// that host (a Dagger service bound under another name): cosign reaches it
+// there, over plain HTTP, and records the published repository as the
+// signed identity, which is what nodes check.
+func CosignTarget(published, via string) (target string, extra []string, err error) {
+	named, err := reference.ParseNamed(published)
+	if err != nil {
+		return "", nil, fmt.Errorf("signing %q: %w", published, err)
+	}
+	digested, ok := named.(reference.Digested)
+	if !ok {
+		return "", nil, fmt.Errorf("signing %q: not pinned by digest", published)
+	}
+	repo := named.Name()
+	if via == "" {
+		return repo + "@" + digested.Digest().String(), nil, nil
+	}
+	return via + "/" + reference.Path(named) + "@" + digested.Digest().String(),
+		[]string{"--allow-http-registry", "--sign-container-identity", repo}, nil
+}
+
+// RegistryAuthConfig is a Docker config.json that logs cosign in to host.
+func RegistryAuthConfig(host, user, password string) ([]byte, error) {
+	auth := base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
+	return json.Marshal(map[string]any{"auths": map[string]any{host: map[string]string{"auth": auth}}})
+}
+
+// SamePublicKey reports whether two PEM public keys are the same key.
+func SamePublicKey(a, b string) (bool, error) {
+	parse := func(text string) (any, error) {
+		block, _ := pem.Decode([]byte(text))
+		if block == nil {
+			return nil, errors.New("not PEM")
+		}
+		return x509.ParsePKIXPublicKey(block.Bytes)
+	}
+	ka, err := parse(a)
+	if err != nil {
+		return false, err
+	}
+	kb, err := parse(b)
+	if err != nil {
+		return false, err
+	}
+	eq, ok := ka.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && eq.Equal(kb), nil
 }

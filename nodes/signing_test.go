@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -312,5 +313,51 @@ func TestSigningInputIsChecked(t *testing.T) {
 				t.Errorf("error %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestCosignSignsTheDigestUnderThePublishedName(t *testing.T) {
+	const digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	target, extra, err := CosignTarget("quay.io/me/kafka-broker-1:latest@"+digest, "")
+	if err != nil || target != "quay.io/me/kafka-broker-1@"+digest || len(extra) != 0 {
+		t.Errorf("direct: %q %q %v", target, extra, err)
+	}
+	target, extra, err = CosignTarget("localhost:5000/e2e/kafka-broker-1:latest@"+digest, "kafka-bootc-registry:5000")
+	if err != nil || target != "kafka-bootc-registry:5000/e2e/kafka-broker-1@"+digest ||
+		strings.Join(extra, " ") != "--allow-http-registry --sign-container-identity localhost:5000/e2e/kafka-broker-1" {
+		t.Errorf("through a service: %q %q %v", target, extra, err)
+	}
+	if _, _, err := CosignTarget("quay.io/me/kafka-broker-1:latest", ""); err == nil {
+		t.Error("a tag alone is signed; a tag moves")
+	}
+}
+
+func TestRegistryAuthConfigLogsIn(t *testing.T) {
+	data, err := RegistryAuthConfig("quay.io", "me", "p@ss:word")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		Auths map[string]struct{ Auth string } `json:"auths"`
+	}
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	dec, _ := base64.StdEncoding.DecodeString(cfg.Auths["quay.io"].Auth)
+	if string(dec) != "me:p@ss:word" {
+		t.Errorf("auth %q", dec)
+	}
+}
+
+func TestSamePublicKey(t *testing.T) {
+	a, b := testPublicKey(t), testPublicKey(t)
+	if same, err := SamePublicKey(a, strings.ReplaceAll(a, "\n", "\r\n")); err != nil || !same {
+		t.Errorf("a key is not itself: %v %v", same, err)
+	}
+	if same, err := SamePublicKey(a, b); err != nil || same {
+		t.Errorf("two keys are one: %v %v", same, err)
+	}
+	if _, err := SamePublicKey(a, "nope"); err == nil {
+		t.Error("text is a key")
 	}
 }

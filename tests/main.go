@@ -99,6 +99,7 @@ func (m *Tests) All(ctx context.Context) error {
 	p := pool.New().WithContext(ctx)
 	p.Go(m.Images)
 	p.Go(m.Reruns)
+	p.Go(m.Signing)
 	p.Go(m.Disk)
 	p.Go(m.Health)
 	p.Go(m.Rollout)
@@ -215,6 +216,90 @@ func (m *Tests) Reruns(ctx context.Context) error {
 	return nil
 }
 
+// cosign is the cosign that kafka-bootc signs with, built the same way, and
+// registryAlias the name a registry service is bound under next to it.
+func cosign() *dagger.Container {
+	return dag.Container().From("docker.io/library/golang:1.26").
+		WithMountedCache("/go/pkg/mod", dag.CacheVolume("kafka-bootc-go-mod")).
+		WithMountedCache("/root/.cache/go-build", dag.CacheVolume("kafka-bootc-go-build")).
+		WithEnvVariable("GOBIN", "/usr/local/bin").
+		WithExec([]string{"go", "install", "github.com/sigstore/cosign/v2/cmd/cosign@v2.6.1"}).
+		WithoutMount("/go/pkg/mod").
+		WithoutMount("/root/.cache/go-build")
+}
+
+// Signing runs build-all with a cosign key and checks with cosign verify
+// that every published digest is signed by it, and by no other key; a
+// rerun with nothing changed signs nothing again: the registry receives
+// one signature manifest per node in all.
+// +cache="never"
+func (m *Tests) Signing(ctx context.Context) error {
+	reg := newRegistry("kafka-bootc-e2e-signing-" + nonce())
+	const password = "e2e signing password"
+	keys := func(name string) *dagger.Directory {
+		return cosign().WithEnvVariable("COSIGN_PASSWORD", password).WithWorkdir("/keys").
+			WithEnvVariable("KEY", name).
+			WithExec([]string{"cosign", "generate-key-pair"}).Directory("/keys")
+	}
+	mine, other := keys("e2e "+nonce()), keys("other "+nonce())
+	key, err := mine.File("cosign.key").Contents(ctx)
+	if err != nil {
+		return fmt.Errorf("cosign generate-key-pair: %w", err)
+	}
+	buildAll := func(step string) (map[string]string, error) {
+		out, err := cluster("signing", dagger.KafkaBootcOpts{}).BuildAll(ctx, dagger.KafkaBootcBuildAllOpts{
+			RegistryService: reg.svc,
+			SigningKey:      dag.SetSecret("e2e-cosign-key-"+nonce(), key),
+			SigningPassword: dag.SetSecret("e2e-cosign-password", password),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%s: build-all: %w", step, err)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			if !strings.HasSuffix(line, " signed") {
+				return nil, fmt.Errorf("%s: build-all printed %q, which does not say that it was signed", step, line)
+			}
+		}
+		return publishedRefs(out)
+	}
+	refs, err := buildAll("first run")
+	if err != nil {
+		return err
+	}
+	verify := func(keys *dagger.Directory, ref string) (int, error) {
+		target := "kafka-bootc-registry:5000" + strings.TrimPrefix(ref[:strings.Index(ref, ":latest@")], registryHost) + ref[strings.Index(ref, "@"):]
+		return cosign().WithServiceBinding("kafka-bootc-registry", reg.svc).
+			WithMountedDirectory("/keys", keys).
+			WithEnvVariable("RUN", nonce()).
+			WithExec([]string{"cosign", "verify", "--key", "/keys/cosign.pub", "--insecure-ignore-tlog=true", "--allow-http-registry", target},
+				dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny}).
+			ExitCode(ctx)
+	}
+	for node, ref := range refs {
+		if code, err := verify(mine, ref); err != nil || code != 0 {
+			return fmt.Errorf("%s: cosign verify with the signing key: exit %d, %v", node, code, err)
+		}
+		if code, err := verify(other, ref); err != nil || code == 0 {
+			return fmt.Errorf("%s: cosign verify with another key passed (exit %d, %v)", node, code, err)
+		}
+	}
+	again, err := buildAll("rerun")
+	if err != nil {
+		return err
+	}
+	if !maps.Equal(refs, again) {
+		return fmt.Errorf("the rerun published other digests: %v, then %v", refs, again)
+	}
+	sigs, err := reg.run(ctx, "count signature manifests", `grep -c 'PUT /v2/[^ ]*/manifests/sha256-[0-9a-f]*\.sig' /var/lib/registry/requests.log || true`)
+	if err != nil {
+		return err
+	}
+	if atoi(strings.TrimSpace(sigs)) != len(refs) {
+		return fmt.Errorf("the registry received %s signature manifests for %d nodes over two runs: a rerun signs again what is signed", strings.TrimSpace(sigs), len(refs))
+	}
+	return nil
+}
+
 // BuildOnMovedBase publishes a changed base image under one tag, then runs
 // build-all on it with arguments that never change, and returns
 // build-all's output. Run it twice with different variants, each in a
@@ -246,11 +331,11 @@ func (m *Tests) BuildOnMovedBase(
 func publishedRefs(out string) (map[string]string, error) {
 	refs := map[string]string{}
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		node, ref, ok := strings.Cut(line, " ")
-		if !ok || !strings.Contains(ref, "@sha256:") {
+		f := strings.Fields(line)
+		if len(f) < 2 || !strings.Contains(f[1], "@sha256:") {
 			return nil, fmt.Errorf("build-all: line %q is not <node> <digest reference>", line)
 		}
-		refs[node] = ref
+		refs[f[0]] = f[1]
 	}
 	return refs, nil
 }

@@ -31,7 +31,10 @@ type (
 	DirectoryWithFileOpts         = sdk.DirectoryWithFileOpts
 )
 
-const CacheSharingModeLocked = sdk.CacheSharingModeLocked
+const (
+	CacheSharingModeLocked = sdk.CacheSharingModeLocked
+	ReturnTypeAny          = sdk.ReturnTypeAny
+)
 
 // Connect returns no client: offline there is no engine. Tests that need
 // one connect through the SDK when a Dagger session is reachable.

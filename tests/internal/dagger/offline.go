@@ -15,6 +15,9 @@ import (
 	"github.com/dagger/querybuilder"
 )
 
+// ReturnTypeAny lets an exec fail, so that its exit code can be read.
+const ReturnTypeAny = sdk.ReturnTypeAny
+
 type (
 	Container              = sdk.Container
 	Directory              = sdk.Directory
@@ -26,6 +29,7 @@ type (
 	ContainerAsServiceOpts = sdk.ContainerAsServiceOpts
 	ContainerPublishOpts   = sdk.ContainerPublishOpts
 	ServiceEndpointOpts    = sdk.ServiceEndpointOpts
+	ContainerWithExecOpts  = sdk.ContainerWithExecOpts
 )
 
 // Client is the engine client with the dependency's constructor.
@@ -84,6 +88,8 @@ type KafkaBootcBuildAllOpts struct {
 	Username        string
 	Password        *Secret
 	RegistryService *Service
+	SigningKey      *Secret
+	SigningPassword *Secret
 }
 
 // BuildAll is kafka-bootc's build-all function.
@@ -98,6 +104,12 @@ func (r *KafkaBootc) BuildAll(ctx context.Context, opts ...KafkaBootcBuildAllOpt
 		}
 		if !querybuilder.IsZeroValue(opts[i].RegistryService) {
 			q = q.Arg("registryService", opts[i].RegistryService)
+		}
+		if !querybuilder.IsZeroValue(opts[i].SigningKey) {
+			q = q.Arg("signingKey", opts[i].SigningKey)
+		}
+		if !querybuilder.IsZeroValue(opts[i].SigningPassword) {
+			q = q.Arg("signingPassword", opts[i].SigningPassword)
 		}
 	}
 	var response string
