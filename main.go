@@ -1165,9 +1165,20 @@ func newSigner(ctx context.Context, c *nodes.Cluster, trusted string, key, passw
 	} else {
 		tool = tool.WithEnvVariable("COSIGN_PASSWORD", "")
 	}
-	pub, err := tool.WithExec([]string{"cosign", "public-key", "--key", "env://COSIGN_KEY"}).Stdout(ctx)
+	// An exec that fails would hide this message behind its exit code.
+	read := tool.WithExec([]string{"cosign", "public-key", "--key", "env://COSIGN_KEY"}, dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny})
+	code, err := read.ExitCode(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("signing key: cosign cannot read it as a cosign private key with the given --signing-password: %w", err)
+		return nil, err
+	}
+	if code != 0 {
+		stderr, _ := read.Stderr(ctx)
+		lines := strings.Split(strings.TrimSpace(stderr), "\n")
+		return nil, fmt.Errorf("signing key: cosign cannot open it as a cosign private key with the given --signing-password (%s)", lines[len(lines)-1])
+	}
+	pub, err := read.Stdout(ctx)
+	if err != nil {
+		return nil, err
 	}
 	if trusted != "" {
 		same, err := nodes.SamePublicKey(pub, trusted)
@@ -1205,24 +1216,22 @@ func newSigner(ctx context.Context, c *nodes.Cluster, trusted string, key, passw
 // sign signs a published digest, unless a signature by the key is already
 // there. It runs every time: the registry may have lost a signature.
 func (s *signer) sign(ctx context.Context, published string) error {
-	target, extra, err := nodes.CosignTarget(published, s.via)
+	ref, err := nodes.CosignTarget(published, s.via)
 	if err != nil {
 		return err
 	}
 	run := s.tool.WithEnvVariable("KAFKA_BOOTC_SIGNING_RUN", time.Now().Format(time.RFC3339Nano))
 	// The signatures go to no transparency log (see CosignSignArgs).
-	verify := []string{"cosign", "verify", "--key", "/kafka-bootc/cosign.pub", "--insecure-ignore-tlog=true"}
-	if s.via != "" {
-		verify = append(verify, "--allow-http-registry")
-	}
-	code, err := run.WithExec(append(verify, target), dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny}).ExitCode(ctx)
+	verify := append([]string{"cosign", "verify", "--key", "/kafka-bootc/cosign.pub", "--insecure-ignore-tlog=true"}, ref.Transport...)
+	code, err := run.WithExec(append(verify, ref.Target), dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny}).ExitCode(ctx)
 	if err != nil {
 		return fmt.Errorf("checking the signature of %s: %w", published, err)
 	}
 	if code == 0 {
 		return nil
 	}
-	args := append(append(append([]string{"cosign"}, nodes.CosignSignArgs("env://COSIGN_KEY")...), extra...), target)
+	args := append(append([]string{"cosign"}, nodes.CosignSignArgs("env://COSIGN_KEY")...), ref.Transport...)
+	args = append(append(args, ref.Identity...), ref.Target)
 	if _, err := run.WithExec(args).Sync(ctx); err != nil {
 		return fmt.Errorf("signing %s: %w", published, err)
 	}

@@ -179,27 +179,41 @@ func CosignSignArgs(key string) []string {
 	return []string{"sign", "--key", key, "--yes", "--tlog-upload=false", "--new-bundle-format=false", "--use-signing-config=false"}
 }
 
+// CosignRef is how cosign reaches a digest that build-all published.
+type CosignRef struct {
+	// Target is the digest in its repository.
+	Target string
+	// Transport are the flags that reach the registry: none, or plain
+	// HTTP for a stand-in (cosign verify needs both flags for it).
+	Transport []string
+	// Identity sets the signed identity when Target is not the published
+	// name.
+	Identity []string
+}
+
 // CosignTarget is what cosign signs for a reference that build-all
-// published (<registry>/<node>:<tag>@sha256:...): the digest, in its
-// repository. When via is set, the registry is a stand-in reached under
-// that host (a Dagger service bound under another name): cosign reaches it
-// there, over plain HTTP, and records the published repository as the
-// signed identity, which is what nodes check.
-func CosignTarget(published, via string) (target string, extra []string, err error) {
+// published (<registry>/<node>:<tag>@sha256:...). When via is set, the
+// registry is a stand-in reached under that host (a Dagger service bound
+// under another name): cosign reaches it there, over plain HTTP, and
+// records the published repository as the signed identity, which is what
+// nodes check.
+func CosignTarget(published, via string) (CosignRef, error) {
 	named, err := reference.ParseNamed(published)
 	if err != nil {
-		return "", nil, fmt.Errorf("signing %q: %w", published, err)
+		return CosignRef{}, fmt.Errorf("signing %q: %w", published, err)
 	}
 	digested, ok := named.(reference.Digested)
 	if !ok {
-		return "", nil, fmt.Errorf("signing %q: not pinned by digest", published)
+		return CosignRef{}, fmt.Errorf("signing %q: not pinned by digest", published)
 	}
-	repo := named.Name()
 	if via == "" {
-		return repo + "@" + digested.Digest().String(), nil, nil
+		return CosignRef{Target: named.Name() + "@" + digested.Digest().String()}, nil
 	}
-	return via + "/" + reference.Path(named) + "@" + digested.Digest().String(),
-		[]string{"--allow-http-registry", "--sign-container-identity", repo}, nil
+	return CosignRef{
+		Target:    via + "/" + reference.Path(named) + "@" + digested.Digest().String(),
+		Transport: []string{"--allow-http-registry", "--allow-insecure-registry"},
+		Identity:  []string{"--sign-container-identity", named.Name()},
+	}, nil
 }
 
 // RegistryAuthConfig is a Docker config.json that logs cosign in to host.

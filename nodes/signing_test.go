@@ -318,16 +318,17 @@ func TestSigningInputIsChecked(t *testing.T) {
 
 func TestCosignSignsTheDigestUnderThePublishedName(t *testing.T) {
 	const digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-	target, extra, err := CosignTarget("quay.io/me/kafka-broker-1:latest@"+digest, "")
-	if err != nil || target != "quay.io/me/kafka-broker-1@"+digest || len(extra) != 0 {
-		t.Errorf("direct: %q %q %v", target, extra, err)
+	ref, err := CosignTarget("quay.io/me/kafka-broker-1:latest@"+digest, "")
+	if err != nil || ref.Target != "quay.io/me/kafka-broker-1@"+digest || ref.Transport != nil || ref.Identity != nil {
+		t.Errorf("direct: %+v %v", ref, err)
 	}
-	target, extra, err = CosignTarget("localhost:5000/e2e/kafka-broker-1:latest@"+digest, "kafka-bootc-registry:5000")
-	if err != nil || target != "kafka-bootc-registry:5000/e2e/kafka-broker-1@"+digest ||
-		strings.Join(extra, " ") != "--allow-http-registry --sign-container-identity localhost:5000/e2e/kafka-broker-1" {
-		t.Errorf("through a service: %q %q %v", target, extra, err)
+	ref, err = CosignTarget("localhost:5000/e2e/kafka-broker-1:latest@"+digest, "kafka-bootc-registry:5000")
+	if err != nil || ref.Target != "kafka-bootc-registry:5000/e2e/kafka-broker-1@"+digest ||
+		strings.Join(ref.Identity, " ") != "--sign-container-identity localhost:5000/e2e/kafka-broker-1" ||
+		strings.Join(ref.Transport, " ") != "--allow-http-registry --allow-insecure-registry" {
+		t.Errorf("through a service: %+v %v", ref, err)
 	}
-	if _, _, err := CosignTarget("quay.io/me/kafka-broker-1:latest", ""); err == nil {
+	if _, err := CosignTarget("quay.io/me/kafka-broker-1:latest", ""); err == nil {
 		t.Error("a tag alone is signed; a tag moves")
 	}
 }

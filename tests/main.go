@@ -271,7 +271,7 @@ func (m *Tests) Signing(ctx context.Context) error {
 		return cosign().WithServiceBinding("kafka-bootc-registry", reg.svc).
 			WithMountedDirectory("/keys", keys).
 			WithEnvVariable("RUN", nonce()).
-			WithExec([]string{"cosign", "verify", "--key", "/keys/cosign.pub", "--insecure-ignore-tlog=true", "--allow-http-registry", target},
+			WithExec([]string{"cosign", "verify", "--key", "/keys/cosign.pub", "--insecure-ignore-tlog=true", "--allow-http-registry", "--allow-insecure-registry", target},
 				dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny}).
 			ExitCode(ctx)
 	}
