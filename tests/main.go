@@ -237,7 +237,7 @@ func (m *Tests) Signing(ctx context.Context) error {
 	reg := newRegistry("kafka-bootc-e2e-signing-" + nonce())
 	const password = "e2e signing password"
 	keys := func(name string) *dagger.Directory {
-		return cosign().WithEnvVariable("COSIGN_PASSWORD", password).WithWorkdir("/keys").
+		return cosign().WithSecretVariable("COSIGN_PASSWORD", dag.SetSecret("e2e-cosign-password", password)).WithWorkdir("/keys").
 			WithEnvVariable("KEY", name).
 			WithExec([]string{"cosign", "generate-key-pair"}).Directory("/keys")
 	}
