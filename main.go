@@ -608,7 +608,10 @@ func (m *KafkaBootc) BuildAll(
 					lines[i] = n.Name + " " + ref
 					if sign != nil {
 						if errs[i] = sign.sign(ctx, ref); errs[i] == nil {
-							lines[i] += " signed"
+							errs[i] = sign.attest(ctx, ref, ctrs[i])
+						}
+						if errs[i] == nil {
+							lines[i] += " signed, SBOM attached"
 						}
 					}
 				})
@@ -1134,7 +1137,10 @@ func (r *Running) connect(ctx context.Context, needTargets bool) (*nodes.Cluster
 // goImage what builds it.
 const (
 	cosignModule = "github.com/sigstore/cosign/v2/cmd/cosign@v2.6.1"
-	goImage      = "docker.io/library/golang:1.26"
+	// syftModule makes the SBOMs: syft 1.x reads the rpmdb where bootc
+	// images keep it (/usr/lib/sysimage/rpm).
+	syftModule = "github.com/anchore/syft/cmd/syft@v1.57.1"
+	goImage    = "docker.io/library/golang:1.26"
 	// registryAlias is the name a registry service is bound under in the
 	// signing container: "localhost" is the container's own.
 	registryAlias = "kafka-bootc-registry"
@@ -1152,14 +1158,7 @@ type signer struct {
 // the key and that it matches trusted, the public key that the nodes
 // trust, if there is one.
 func newSigner(ctx context.Context, c *nodes.Cluster, trusted string, key, password *dagger.Secret, username string, registryPassword *dagger.Secret, registryService *dagger.Service) (*signer, error) {
-	tool := dag.Container().From(goImage).
-		WithMountedCache("/go/pkg/mod", dag.CacheVolume("kafka-bootc-go-mod")).
-		WithMountedCache("/root/.cache/go-build", dag.CacheVolume("kafka-bootc-go-build")).
-		WithEnvVariable("GOBIN", "/usr/local/bin").
-		WithExec([]string{"go", "install", cosignModule}).
-		WithoutMount("/go/pkg/mod").
-		WithoutMount("/root/.cache/go-build").
-		WithSecretVariable("COSIGN_KEY", key)
+	tool := goTool(cosignModule).WithSecretVariable("COSIGN_KEY", key)
 	if password != nil {
 		tool = tool.WithSecretVariable("COSIGN_PASSWORD", password)
 	} else {
@@ -1211,6 +1210,45 @@ func newSigner(ctx context.Context, c *nodes.Cluster, trusted string, key, passw
 		s.tool = s.tool.WithServiceBinding(registryAlias, registryService)
 	}
 	return s, nil
+}
+
+// goTool is a Go program built from its module, at the version named.
+func goTool(module string) *dagger.Container {
+	return dag.Container().From(goImage).
+		WithMountedCache("/go/pkg/mod", dag.CacheVolume("kafka-bootc-go-mod")).
+		WithMountedCache("/root/.cache/go-build", dag.CacheVolume("kafka-bootc-go-build")).
+		WithEnvVariable("GOBIN", "/usr/local/bin").
+		WithExec([]string{"go", "install", module}).
+		WithoutMount("/go/pkg/mod").
+		WithoutMount("/root/.cache/go-build")
+}
+
+// attest attaches an SBOM of image, which build-all published as
+// published: SPDX JSON from syft, as an attestation signed with the key,
+// unless one signed by the key is already there.
+func (s *signer) attest(ctx context.Context, published string, image *dagger.Container) error {
+	ref, err := nodes.CosignTarget(published, s.via)
+	if err != nil {
+		return err
+	}
+	run := s.tool.WithEnvVariable("KAFKA_BOOTC_SIGNING_RUN", time.Now().Format(time.RFC3339Nano))
+	verify := append([]string{"cosign", "verify-attestation", "--key", "/kafka-bootc/cosign.pub", "--insecure-ignore-tlog=true", "--type", "spdxjson"}, ref.Transport...)
+	code, err := run.WithExec(append(verify, ref.Target), dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny}).ExitCode(ctx)
+	if err != nil {
+		return fmt.Errorf("checking the SBOM of %s: %w", published, err)
+	}
+	if code == 0 {
+		return nil
+	}
+	sbom := goTool(syftModule).
+		WithMountedFile("/kafka-bootc/image.tar", image.AsTarball()).
+		WithExec([]string{"syft", "scan", "oci-archive:/kafka-bootc/image.tar", "--output", "spdx-json=/kafka-bootc/sbom.spdx.json"}).
+		File("/kafka-bootc/sbom.spdx.json")
+	args := append(append([]string{"cosign"}, nodes.CosignAttestArgs("env://COSIGN_KEY", "/kafka-bootc/sbom.spdx.json")...), ref.Transport...)
+	if _, err := run.WithMountedFile("/kafka-bootc/sbom.spdx.json", sbom).WithExec(append(args, ref.Target)).Sync(ctx); err != nil {
+		return fmt.Errorf("attaching the SBOM of %s: %w", published, err)
+	}
+	return nil
 }
 
 // sign signs a published digest, unless a signature by the key is already

@@ -242,3 +242,13 @@ func SamePublicKey(a, b string) (bool, error) {
 	eq, ok := ka.(interface{ Equal(crypto.PublicKey) bool })
 	return ok && eq.Equal(kb), nil
 }
+
+// CosignAttestArgs is cosign attest's command line, but for the image and
+// the transport flags: the SBOM at predicate, as an SPDX JSON attestation
+// signed with the key at key, in the same legacy layout as the signatures
+// (a sha256-<digest>.att tag), replacing an earlier SBOM attestation of the
+// same image.
+func CosignAttestArgs(key, predicate string) []string {
+	return []string{"attest", "--key", key, "--type", "spdxjson", "--predicate", predicate, "--replace",
+		"--tlog-upload=false", "--new-bundle-format=false", "--use-signing-config=false"}
+}

@@ -256,7 +256,7 @@ func (m *Tests) Signing(ctx context.Context) error {
 			return nil, fmt.Errorf("%s: build-all: %w", step, err)
 		}
 		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-			if !strings.HasSuffix(line, " signed") {
+			if !strings.HasSuffix(line, " signed, SBOM attached") {
 				return nil, fmt.Errorf("%s: build-all printed %q, which does not say that it was signed", step, line)
 			}
 		}
@@ -267,7 +267,7 @@ func (m *Tests) Signing(ctx context.Context) error {
 		return err
 	}
 	verify := func(keys *dagger.Directory, ref string) (int, error) {
-		target := "kafka-bootc-registry:5000" + strings.TrimPrefix(ref[:strings.Index(ref, ":latest@")], registryHost) + ref[strings.Index(ref, "@"):]
+		target := registryTarget(ref)
 		return cosign().WithServiceBinding("kafka-bootc-registry", reg.svc).
 			WithMountedDirectory("/keys", keys).
 			WithEnvVariable("RUN", nonce()).
@@ -283,6 +283,11 @@ func (m *Tests) Signing(ctx context.Context) error {
 			return fmt.Errorf("%s: cosign verify with another key passed (exit %d, %v)", node, code, err)
 		}
 	}
+	for node, ref := range refs {
+		if err := checkSBOM(ctx, reg, mine, ref); err != nil {
+			return fmt.Errorf("%s: %w", node, err)
+		}
+	}
 	again, err := buildAll("rerun")
 	if err != nil {
 		return err
@@ -290,12 +295,59 @@ func (m *Tests) Signing(ctx context.Context) error {
 	if !maps.Equal(refs, again) {
 		return fmt.Errorf("the rerun published other digests: %v, then %v", refs, again)
 	}
-	sigs, err := reg.run(ctx, "count signature manifests", `grep -c 'PUT /v2/[^ ]*/manifests/sha256-[0-9a-f]*\.sig' /var/lib/registry/requests.log || true`)
-	if err != nil {
-		return err
+	for _, kind := range []string{"sig", "att"} {
+		n, err := reg.run(ctx, "count "+kind+" manifests", `grep -c 'PUT /v2/[^ ]*/manifests/sha256-[0-9a-f]*\.`+kind+`' /var/lib/registry/requests.log || true`)
+		if err != nil {
+			return err
+		}
+		if atoi(strings.TrimSpace(n)) != len(refs) {
+			return fmt.Errorf("the registry received %s .%s manifests for %d nodes over two runs: a rerun signed or attested again what was done", strings.TrimSpace(n), kind, len(refs))
+		}
 	}
-	if atoi(strings.TrimSpace(sigs)) != len(refs) {
-		return fmt.Errorf("the registry received %s signature manifests for %d nodes over two runs: a rerun signs again what is signed", strings.TrimSpace(sigs), len(refs))
+	return nil
+}
+
+// registryTarget is a reference that build-all published, as a container
+// bound to the registry service reaches it.
+func registryTarget(ref string) string {
+	return "kafka-bootc-registry:5000" + strings.TrimPrefix(ref[:strings.Index(ref, ":latest@")], registryHost) + ref[strings.Index(ref, "@"):]
+}
+
+// checkSBOM verifies the SBOM attestation of a published image with the
+// key, and decodes it: an in-toto statement whose predicate is an SPDX
+// document that lists packages.
+func checkSBOM(ctx context.Context, reg registry, keys *dagger.Directory, ref string) error {
+	out, err := cosign().WithServiceBinding("kafka-bootc-registry", reg.svc).
+		WithMountedDirectory("/keys", keys).
+		WithEnvVariable("RUN", nonce()).
+		WithExec([]string{"cosign", "verify-attestation", "--key", "/keys/cosign.pub", "--insecure-ignore-tlog=true", "--type", "spdxjson",
+			"--allow-http-registry", "--allow-insecure-registry", registryTarget(ref)}).
+		Stdout(ctx)
+	if err != nil {
+		return fmt.Errorf("cosign verify-attestation: %w", err)
+	}
+	var envelope struct {
+		PayloadType string `json:"payloadType"`
+		Payload     []byte `json:"payload"`
+	}
+	if err := json.Unmarshal([]byte(strings.SplitN(strings.TrimSpace(out), "\n", 2)[0]), &envelope); err != nil {
+		return fmt.Errorf("attestation: %w", err)
+	}
+	var statement struct {
+		PredicateType string `json:"predicateType"`
+		Predicate     struct {
+			SPDXVersion string `json:"spdxVersion"`
+			Packages    []struct {
+				Name string `json:"name"`
+			} `json:"packages"`
+		} `json:"predicate"`
+	}
+	if err := json.Unmarshal(envelope.Payload, &statement); err != nil {
+		return fmt.Errorf("attestation payload: %w", err)
+	}
+	if !strings.HasPrefix(statement.Predicate.SPDXVersion, "SPDX-") || len(statement.Predicate.Packages) == 0 {
+		return fmt.Errorf("the SBOM is not an SPDX document that lists packages: %s, version %q, %d packages",
+			statement.PredicateType, statement.Predicate.SPDXVersion, len(statement.Predicate.Packages))
 	}
 	return nil
 }
