@@ -1137,8 +1137,9 @@ func (r *Running) connect(ctx context.Context, needTargets bool) (*nodes.Cluster
 // goImage what builds it.
 const (
 	cosignModule = "github.com/sigstore/cosign/v2/cmd/cosign@v2.6.1"
-	// syftModule makes the SBOMs: syft 1.x reads the rpmdb where bootc
-	// images keep it (/usr/lib/sysimage/rpm).
+	// syftModule makes the SBOMs. Its rpmdb cataloger also looks in
+	// /usr/share/rpm, where ostree-based images such as centos-bootc keep
+	// the rpmdb (anchore/syft#1756; older syft looked in /var/lib/rpm only).
 	syftModule = "github.com/anchore/syft/cmd/syft@v1.57.1"
 	goImage    = "docker.io/library/golang:1.26"
 	// registryAlias is the name a registry service is bound under in the
