@@ -262,6 +262,9 @@ func (m *Tests) Signing(ctx context.Context) error {
 		}
 		return publishedRefs(out)
 	}
+	if err := keyChecks(ctx, mine, other, key, password); err != nil {
+		return err
+	}
 	refs, err := buildAll("first run")
 	if err != nil {
 		return err
@@ -303,6 +306,35 @@ func (m *Tests) Signing(ctx context.Context) error {
 		if atoi(strings.TrimSpace(n)) != len(refs) {
 			return fmt.Errorf("the registry received %s .%s manifests for %d nodes over two runs: a rerun signed or attested again what was done", strings.TrimSpace(n), kind, len(refs))
 		}
+	}
+	return nil
+}
+
+// keyChecks runs build-all for nodes that trust another key than the one
+// it signs with: it must refuse before it builds anything; and during a
+// rotation, where the nodes trust the signing key and the images carry
+// the other, it must go past that check (and then fail to publish to a
+// registry that does not exist). A policy for the local registry would be
+// refused, so these nodes name one that nobody reaches.
+func keyChecks(ctx context.Context, mine, other *dagger.Directory, key, password string) error {
+	opts := dagger.KafkaBootcOpts{SigningPublicKey: other.File("cosign.pub")}
+	sum := sha256.Sum256([]byte(jmxJar))
+	opts.Registry = "registry.invalid/e2e"
+	opts.Brokers, opts.Controllers = 1, 1
+	opts.JmxExporterJar = dag.Directory().WithNewFile("jmx.jar", jmxJar).File("jmx.jar")
+	opts.JmxExporterSha256 = hex.EncodeToString(sum[:])
+	signing := dagger.KafkaBootcBuildAllOpts{
+		SigningKey:      dag.SetSecret("e2e-cosign-key-checks-"+nonce(), key),
+		SigningPassword: dag.SetSecret("e2e-cosign-password", password),
+	}
+	_, err := dag.KafkaBootc(opts).BuildAll(ctx, signing)
+	if err == nil || !strings.Contains(err.Error(), "signing key: does not match the public key that the nodes trust") {
+		return fmt.Errorf("build-all with a key the nodes do not trust: %v, want a refusal", err)
+	}
+	signing.TrustedPublicKey = mine.File("cosign.pub")
+	_, err = dag.KafkaBootc(opts).BuildAll(ctx, signing)
+	if err == nil || strings.Contains(err.Error(), "signing key") || !strings.Contains(err.Error(), "registry.invalid") {
+		return fmt.Errorf("build-all during a rotation: %v, want it to pass the key check and fail to publish to registry.invalid", err)
 	}
 	return nil
 }

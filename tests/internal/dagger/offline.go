@@ -50,6 +50,7 @@ type KafkaBootcOpts struct {
 	BaseImage         string
 	JmxExporterSha256 string
 	JmxExporterJar    *File
+	SigningPublicKey  *File
 }
 
 // KafkaBootc constructs the module object.
@@ -74,6 +75,9 @@ func (c *Client) KafkaBootc(opts ...KafkaBootcOpts) *KafkaBootc {
 		if !querybuilder.IsZeroValue(opts[i].JmxExporterJar) {
 			q = q.Arg("jmxExporterJar", opts[i].JmxExporterJar)
 		}
+		if !querybuilder.IsZeroValue(opts[i].SigningPublicKey) {
+			q = q.Arg("signingPublicKey", opts[i].SigningPublicKey)
+		}
 	}
 	return &KafkaBootc{query: q}
 }
@@ -85,11 +89,12 @@ func (r *KafkaBootc) Config() *Directory {
 
 // KafkaBootcBuildAllOpts are build-all's optional arguments.
 type KafkaBootcBuildAllOpts struct {
-	Username        string
-	Password        *Secret
-	RegistryService *Service
-	SigningKey      *Secret
-	SigningPassword *Secret
+	Username         string
+	Password         *Secret
+	RegistryService  *Service
+	SigningKey       *Secret
+	SigningPassword  *Secret
+	TrustedPublicKey *File
 }
 
 // BuildAll is kafka-bootc's build-all function.
@@ -110,6 +115,9 @@ func (r *KafkaBootc) BuildAll(ctx context.Context, opts ...KafkaBootcBuildAllOpt
 		}
 		if !querybuilder.IsZeroValue(opts[i].SigningPassword) {
 			q = q.Arg("signingPassword", opts[i].SigningPassword)
+		}
+		if !querybuilder.IsZeroValue(opts[i].TrustedPublicKey) {
+			q = q.Arg("trustedPublicKey", opts[i].TrustedPublicKey)
 		}
 	}
 	var response string
