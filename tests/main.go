@@ -81,8 +81,13 @@ func (r registry) run(ctx context.Context, step, script string) (string, error) 
 // cluster is the cluster under test: one broker (node id 1) and one
 // controller (node id 1001), published under namespace on the registry host.
 func cluster(namespace string, opts dagger.KafkaBootcOpts) *dagger.KafkaBootc {
+	return clusterAt(registryHost+"/"+namespace, opts)
+}
+
+// clusterAt is the cluster under test, published to registry.
+func clusterAt(registry string, opts dagger.KafkaBootcOpts) *dagger.KafkaBootc {
 	sum := sha256.Sum256([]byte(jmxJar))
-	opts.Registry = registryHost + "/" + namespace
+	opts.Registry = registry
 	opts.Brokers, opts.Controllers = 1, 1
 	opts.JmxExporterJar = dag.Directory().WithNewFile("jmx.jar", jmxJar).File("jmx.jar")
 	opts.JmxExporterSha256 = hex.EncodeToString(sum[:])
@@ -317,22 +322,17 @@ func (m *Tests) Signing(ctx context.Context) error {
 // registry that does not exist). A policy for the local registry would be
 // refused, so these nodes name one that nobody reaches.
 func keyChecks(ctx context.Context, mine, other *dagger.Directory, key, password string) error {
-	opts := dagger.KafkaBootcOpts{SigningPublicKey: other.File("cosign.pub")}
-	sum := sha256.Sum256([]byte(jmxJar))
-	opts.Registry = "registry.invalid/e2e"
-	opts.Brokers, opts.Controllers = 1, 1
-	opts.JmxExporterJar = dag.Directory().WithNewFile("jmx.jar", jmxJar).File("jmx.jar")
-	opts.JmxExporterSha256 = hex.EncodeToString(sum[:])
+	kb := clusterAt("registry.invalid/e2e", dagger.KafkaBootcOpts{SigningPublicKey: other.File("cosign.pub")})
 	signing := dagger.KafkaBootcBuildAllOpts{
 		SigningKey:      dag.SetSecret("e2e-cosign-key-checks-"+nonce(), key),
 		SigningPassword: dag.SetSecret("e2e-cosign-password", password),
 	}
-	_, err := dag.KafkaBootc(opts).BuildAll(ctx, signing)
+	_, err := kb.BuildAll(ctx, signing)
 	if err == nil || !strings.Contains(err.Error(), "signing key: does not match the public key that the nodes trust") {
 		return fmt.Errorf("build-all with a key the nodes do not trust: %v, want a refusal", err)
 	}
 	signing.TrustedPublicKey = mine.File("cosign.pub")
-	_, err = dag.KafkaBootc(opts).BuildAll(ctx, signing)
+	_, err = kb.BuildAll(ctx, signing)
 	if err == nil || strings.Contains(err.Error(), "signing key") || !strings.Contains(err.Error(), "registry.invalid") {
 		return fmt.Errorf("build-all during a rotation: %v, want it to pass the key check and fail to publish to registry.invalid", err)
 	}
