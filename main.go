@@ -494,7 +494,9 @@ func apply(ctr *dagger.Container, img nodes.Image, given map[string]*dagger.File
 // node with the published reference pinned by digest: what nodes will
 // run, whatever the tag later points to. Without a registry it builds and
 // checks every image and says that nothing was published. Every failing
-// node is reported, not only the first.
+// node is reported, not only the first. With --signing-key it signs each
+// published digest with cosign and attaches an SBOM (SPDX, from syft) as a
+// signed attestation, and says so on the node's line.
 //
 // Never cached: it writes to a registry, which may have lost an image
 // since the last run, and it starts from tags that move. Reruns stay cheap
