@@ -44,6 +44,8 @@ var managedProperties = map[string]string{
 	"log.dir":                             "the data directory " + DataDir,
 }
 
+// The TLS and authorization properties are managed too, in either mode: a
+// plaintext cluster has no identities for an authorizer to check.
 func init() {
 	for _, s := range (&Cluster{TLS: true, AdminUser: DefaultAdminUser}).SecurityProperties() {
 		managedProperties[s.Name] = "the security mode (--security) and the cluster CA"

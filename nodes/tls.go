@@ -127,7 +127,7 @@ func (c *Cluster) SecurityProperties() []Setting {
 	})
 }
 
-// properties renders settings as a Java properties file. Values here
+// propertiesFile renders settings as a Java properties file. Values here
 // never hold a backslash, the one character the format would change.
 func propertiesFile(header string, settings []Setting) []byte {
 	var b strings.Builder
