@@ -319,16 +319,21 @@ func withFiles(dir *dagger.Directory, files []nodes.File) *dagger.Directory {
 			dir = dir.WithNewFile(f.Path, string(f.Content), opts)
 			continue
 		}
-		// Named for its contents: a session may make several.
-		sum := sha256.Sum256(f.Content)
-		secret := dag.SetSecret(fmt.Sprintf("kafka-bootc-private-%x", sum[:8]), string(f.Content))
 		copied := dag.Container().From(keyImage).
-			WithMountedSecret("/private", secret).
+			WithMountedSecret("/private", secretOf("kafka-bootc-private", f.Content)).
 			WithExec([]string{"cp", "/private", "/copy"}).
 			File("/copy")
 		dir = dir.WithFile(f.Path, copied, dagger.DirectoryWithFileOpts{Permissions: int(f.Mode.Perm())})
 	}
 	return dir
+}
+
+// secretOf makes a secret of contents, named by prefix and the contents'
+// digest: a session may make several from one place (a disk per node, a
+// key per client), and Dagger tells secrets apart by name.
+func secretOf(prefix string, contents []byte) *dagger.Secret {
+	sum := sha256.Sum256(contents)
+	return dag.SetSecret(fmt.Sprintf("%s-%x", prefix, sum[:8]), string(contents))
 }
 
 // Client issues a client identity signed by the cluster CA, as a directory
@@ -816,11 +821,8 @@ func (m *KafkaBootc) disk(ctx context.Context, c *nodes.Cluster, n nodes.Node, p
 		WithDirectory(bib.OutputDir, dag.Directory())
 	if password != nil || issuer != nil {
 		// The node's key must stay out of every log and layer, and a
-		// password hash is nobody's business either. The name is unique to
-		// the contents: a session may build a node's disk twice.
-		sum := sha256.Sum256(cfg)
-		name := fmt.Sprintf("kafka-bootc-bib-config-%s-%x", n.Name, sum[:8])
-		builder = builder.WithMountedSecret(bib.ConfigPath, dag.SetSecret(name, string(cfg)))
+		// password hash is nobody's business either.
+		builder = builder.WithMountedSecret(bib.ConfigPath, secretOf("kafka-bootc-bib-config-"+n.Name, cfg))
 	} else {
 		builder = builder.WithNewFile(bib.ConfigPath, string(cfg))
 	}
@@ -1201,8 +1203,7 @@ func newSigner(ctx context.Context, c *nodes.Cluster, trusted string, key, passw
 		if err != nil {
 			return nil, err
 		}
-		sum := sha256.Sum256(auth)
-		s.tool = s.tool.WithMountedSecret("/root/.docker/config.json", dag.SetSecret(fmt.Sprintf("kafka-bootc-cosign-auth-%x", sum[:8]), string(auth)))
+		s.tool = s.tool.WithMountedSecret("/root/.docker/config.json", secretOf("kafka-bootc-cosign-auth", auth))
 	}
 	if registryService != nil {
 		_, port, _ := strings.Cut(c.Host(), ":")
