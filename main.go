@@ -614,10 +614,7 @@ func (m *KafkaBootc) BuildAll(
 					}
 					lines[i] = n.Name + " " + ref
 					if sign != nil {
-						if errs[i] = sign.sign(ctx, ref); errs[i] == nil {
-							errs[i] = sign.attest(ctx, ref, ctrs[i])
-						}
-						if errs[i] == nil {
+						if errs[i] = sign.signAndAttest(ctx, ref, ctrs[i]); errs[i] == nil {
 							lines[i] += " signed, SBOM attached"
 						}
 					}
@@ -1227,21 +1224,43 @@ func goTool(module string) *dagger.Container {
 		WithoutMount("/root/.cache/go-build")
 }
 
-// attest attaches an SBOM of image, which build-all published as
-// published: SPDX JSON from syft, as an attestation signed with the key,
-// unless one signed by the key is already there.
-func (s *signer) attest(ctx context.Context, published string, image *dagger.Container) error {
+// signAndAttest signs a digest that build-all published, and attaches an
+// SBOM of image: SPDX JSON from syft, as an attestation signed with the
+// key. Each step runs every time, since the registry may have lost what an
+// earlier run wrote, and writes only what cosign does not find signed by
+// the key.
+func (s *signer) signAndAttest(ctx context.Context, published string, image *dagger.Container) error {
 	ref, err := nodes.CosignTarget(published, s.via)
 	if err != nil {
 		return err
 	}
 	run := s.tool.WithEnvVariable("KAFKA_BOOTC_SIGNING_RUN", time.Now().Format(time.RFC3339Nano))
-	verify := append([]string{"cosign", "verify-attestation", "--key", "/kafka-bootc/cosign.pub", "--insecure-ignore-tlog=true", "--type", "spdxjson"}, ref.Transport...)
-	code, err := run.WithExec(append(verify, ref.Target), dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny}).ExitCode(ctx)
+	// found runs a cosign check with the key; the signatures go to no
+	// transparency log (see CosignSignArgs).
+	found := func(check ...string) (bool, error) {
+		argv := append(append([]string{"cosign"}, check...), "--key", "/kafka-bootc/cosign.pub", "--insecure-ignore-tlog=true")
+		argv = append(append(argv, ref.Transport...), ref.Target)
+		code, err := run.WithExec(argv, dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny}).ExitCode(ctx)
+		return code == 0, err
+	}
+
+	signed, err := found("verify")
+	if err != nil {
+		return fmt.Errorf("checking the signature of %s: %w", published, err)
+	}
+	if !signed {
+		args := append(append([]string{"cosign"}, nodes.CosignSignArgs("env://COSIGN_KEY")...), ref.Transport...)
+		args = append(append(args, ref.Identity...), ref.Target)
+		if _, err := run.WithExec(args).Sync(ctx); err != nil {
+			return fmt.Errorf("signing %s: %w", published, err)
+		}
+	}
+
+	attested, err := found("verify-attestation", "--type", "spdxjson")
 	if err != nil {
 		return fmt.Errorf("checking the SBOM of %s: %w", published, err)
 	}
-	if code == 0 {
+	if attested {
 		return nil
 	}
 	sbom := goTool(syftModule).
@@ -1251,31 +1270,6 @@ func (s *signer) attest(ctx context.Context, published string, image *dagger.Con
 	args := append(append([]string{"cosign"}, nodes.CosignAttestArgs("env://COSIGN_KEY", "/kafka-bootc/sbom.spdx.json")...), ref.Transport...)
 	if _, err := run.WithMountedFile("/kafka-bootc/sbom.spdx.json", sbom).WithExec(append(args, ref.Target)).Sync(ctx); err != nil {
 		return fmt.Errorf("attaching the SBOM of %s: %w", published, err)
-	}
-	return nil
-}
-
-// sign signs a published digest, unless a signature by the key is already
-// there. It runs every time: the registry may have lost a signature.
-func (s *signer) sign(ctx context.Context, published string) error {
-	ref, err := nodes.CosignTarget(published, s.via)
-	if err != nil {
-		return err
-	}
-	run := s.tool.WithEnvVariable("KAFKA_BOOTC_SIGNING_RUN", time.Now().Format(time.RFC3339Nano))
-	// The signatures go to no transparency log (see CosignSignArgs).
-	verify := append([]string{"cosign", "verify", "--key", "/kafka-bootc/cosign.pub", "--insecure-ignore-tlog=true"}, ref.Transport...)
-	code, err := run.WithExec(append(verify, ref.Target), dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny}).ExitCode(ctx)
-	if err != nil {
-		return fmt.Errorf("checking the signature of %s: %w", published, err)
-	}
-	if code == 0 {
-		return nil
-	}
-	args := append(append([]string{"cosign"}, nodes.CosignSignArgs("env://COSIGN_KEY")...), ref.Transport...)
-	args = append(append(args, ref.Identity...), ref.Target)
-	if _, err := run.WithExec(args).Sync(ctx); err != nil {
-		return fmt.Errorf("signing %s: %w", published, err)
 	}
 	return nil
 }
