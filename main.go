@@ -885,13 +885,11 @@ func newIssuer(ctx context.Context, c *nodes.Cluster, caCert *dagger.File, caKey
 	if err != nil {
 		return nil, err
 	}
-	is := &issuer{c: c, ca: ca, days: days, extra: extra}
-	// A certificate that would outlive the CA, or bad days, fail here
-	// rather than after the first disk.
-	if _, _, err := is.node(c.Nodes[0]); err != nil {
+	// Bad days fail here rather than after the first disk.
+	if err := ca.CheckDays(days, time.Now()); err != nil {
 		return nil, err
 	}
-	return is, nil
+	return &issuer{c: c, ca: ca, days: days, extra: extra}, nil
 }
 
 // node issues a node's key and certificate: the key store file (key and

@@ -189,13 +189,8 @@ type Identity struct {
 // Issue makes a key and a certificate for id, signed by the CA. The
 // certificate may not outlive the CA's.
 func (ca *CA) Issue(id Identity, now time.Time) (certPEM, keyPEM []byte, err error) {
-	if err := checkDays("cert days", id.Days); err != nil {
+	if err := ca.CheckDays(id.Days, now); err != nil {
 		return nil, nil, err
-	}
-	notAfter := now.AddDate(0, 0, id.Days)
-	if notAfter.After(ca.Cert.NotAfter) {
-		return nil, nil, fmt.Errorf("cert days %d: the certificate would outlive the CA certificate, which expires on %s; give fewer days or a newer CA",
-			id.Days, ca.Cert.NotAfter.UTC().Format(time.DateOnly))
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -210,11 +205,24 @@ func (ca *CA) Issue(id Identity, now time.Time) (certPEM, keyPEM []byte, err err
 		DNSNames:    id.DNSNames,
 		IPAddresses: id.IPs,
 		NotBefore:   now.Add(-time.Minute),
-		NotAfter:    notAfter,
+		NotAfter:    now.AddDate(0, 0, id.Days),
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: usage,
 	}
 	return sign(tmpl, ca.Cert, key, ca.Key)
+}
+
+// CheckDays reports whether the CA can issue a certificate valid for days
+// from now: 1 to 36500 days, and not past the CA certificate's own end.
+func (ca *CA) CheckDays(days int, now time.Time) error {
+	if err := checkDays("cert days", days); err != nil {
+		return err
+	}
+	if now.AddDate(0, 0, days).After(ca.Cert.NotAfter) {
+		return fmt.Errorf("cert days %d: the certificate would outlive the CA certificate, which expires on %s; give fewer days or a newer CA",
+			days, ca.Cert.NotAfter.UTC().Format(time.DateOnly))
+	}
+	return nil
 }
 
 func sign(tmpl, parent *x509.Certificate, key *ecdsa.PrivateKey, signer crypto.Signer) (certPEM, keyPEM []byte, err error) {
