@@ -9,6 +9,17 @@ import (
 	"testing"
 )
 
+// daggerCLI is the dagger CLI that the tests which need one session per
+// step run; they skip unless KAFKA_BOOTC_E2E_DAGGER names it.
+func daggerCLI(t *testing.T) string {
+	t.Helper()
+	cli := os.Getenv("KAFKA_BOOTC_E2E_DAGGER")
+	if cli == "" {
+		t.Skip("skipped: set KAFKA_BOOTC_E2E_DAGGER to the dagger CLI to run it on an engine")
+	}
+	return cli
+}
+
 // TestMovedBaseTagPublishesNewDigests runs build-all twice
 // with the same arguments, each time in a Dagger session of its own (one
 // dagger call each), after the base image's tag moved: the second run must
@@ -18,10 +29,7 @@ import (
 //
 //	KAFKA_BOOTC_E2E_DAGGER=$(command -v dagger) go test -tags dagger_offline -run MovedBase ./...
 func TestMovedBaseTagPublishesNewDigests(t *testing.T) {
-	cli := os.Getenv("KAFKA_BOOTC_E2E_DAGGER")
-	if cli == "" {
-		t.Skip("skipped: set KAFKA_BOOTC_E2E_DAGGER to the dagger CLI to run it on an engine")
-	}
+	cli := daggerCLI(t)
 	run := func(variant string) map[string]string {
 		t.Helper()
 		cmd := exec.Command(cli, "call", "-m", ".", "build-on-moved-base", "--variant", variant)

@@ -21,10 +21,7 @@ import (
 //
 //	KAFKA_BOOTC_E2E_DAGGER=$(command -v dagger) go test -tags dagger_offline -run NoKey ./...
 func TestNoKeyInTheLogOrOutsideTheDisk(t *testing.T) {
-	cli := os.Getenv("KAFKA_BOOTC_E2E_DAGGER")
-	if cli == "" {
-		t.Skip("skipped: set KAFKA_BOOTC_E2E_DAGGER to the dagger CLI to run it on an engine")
-	}
+	cli := daggerCLI(t)
 	dir := t.TempDir()
 	jar := filepath.Join(dir, "jmx.jar")
 	if err := os.WriteFile(jar, []byte(jmxJar), 0o644); err != nil {
