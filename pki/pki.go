@@ -284,15 +284,6 @@ func CheckName(name string) error {
 	return nil
 }
 
-// Names lists a certificate's DNS and IP subject alternative names.
-func Names(cert *x509.Certificate) []string {
-	names := append([]string(nil), cert.DNSNames...)
-	for _, ip := range cert.IPAddresses {
-		names = append(names, ip.String())
-	}
-	return names
-}
-
 // Bundle joins a key and its certificate chain into one PEM file, key
 // first, as Kafka's PEM key store reads it (ssl.keystore.location with
 // ssl.keystore.type=PEM) and Go's tls.X509KeyPair reads either half of.
