@@ -774,7 +774,8 @@ func (m *KafkaBootc) Disk(
 
 // disk runs bootc-image-builder for a node: the node image (built, or the
 // published one) and both bound images go into bib's storage under the
-// references that bib and bootc look for. In tls mode the issuer makes the
+// references that bib and bootc look for. The bound images and the role
+// image come from the role's seed, loaded once for all its nodes. In tls mode the issuer makes the
 // node's key and certificate, which reach bib inside its config, a secret,
 // and leave only inside the disk.
 func (m *KafkaBootc) disk(ctx context.Context, c *nodes.Cluster, n nodes.Node, published string, password *dagger.Secret, issuer *issuer) (*dagger.Directory, error) {
@@ -823,8 +824,15 @@ func (m *KafkaBootc) disk(ctx context.Context, c *nodes.Cluster, n nodes.Node, p
 	} else {
 		builder = builder.WithNewFile(bib.ConfigPath, string(cfg))
 	}
-	for file, ctr := range archives {
-		builder = builder.WithMountedFile(file, ctr.AsTarball())
+	seed, err := m.seed(c, n.Role, run.Seed, archives)
+	if err != nil {
+		return nil, err
+	}
+	builder = builder.WithMountedDirectory(bib.SeedDir, seed)
+	for _, img := range run.Images {
+		if img.Archive != "" {
+			builder = builder.WithMountedFile(img.Archive, archives[img.Archive].AsTarball())
+		}
 	}
 	builder = builder.WithExec([]string{"sh", "-c", run.Script()},
 		dagger.ContainerWithExecOpts{InsecureRootCapabilities: true})
@@ -915,8 +923,10 @@ func loadCA(ctx context.Context, caCert *dagger.File, caKey *dagger.Secret) (*pk
 	return pki.LoadCA([]byte(cert), []byte(key), time.Now())
 }
 
-// diskRun decides what goes into bib's storage for a node and returns the
-// containers to export as archives, by archive path.
+// diskRun decides what goes into bib's storage for a node: the node's own
+// image, and a seed with its role image and the bound images, which every
+// node of the role shares. It returns the containers to export as
+// archives for the node's run, by archive path.
 func (m *KafkaBootc) diskRun(c *nodes.Cluster, n nodes.Node, published string) (bib.Run, map[string]*dagger.Container, error) {
 	stored, err := c.DiskImages(n, published)
 	if err != nil {
@@ -926,7 +936,7 @@ func (m *KafkaBootc) diskRun(c *nodes.Cluster, n nodes.Node, published string) (
 	if err != nil {
 		return bib.Run{}, nil, err
 	}
-	run := bib.Run{Target: c.Ref(n), Outputs: outputs}
+	run := bib.Run{Target: c.Ref(n), Outputs: outputs, Seed: &bib.Seed{}}
 	archives := map[string]*dagger.Container{}
 	for i, img := range stored {
 		bi := bib.Image{Ref: img.Ref, Pull: img.Pull}
@@ -940,9 +950,46 @@ func (m *KafkaBootc) diskRun(c *nodes.Cluster, n nodes.Node, published string) (
 				archives[bi.Archive] = dag.Container().From(img.Ref)
 			}
 		}
-		run.Images = append(run.Images, bi)
+		if img.Node {
+			run.Images = append(run.Images, bi)
+		} else {
+			run.Seed.Images = append(run.Seed.Images, bi)
+		}
+	}
+	if published == "" {
+		// The node image is built here on its role image: the seed loads
+		// the role image's layers once. A published node image is pulled
+		// whole, so the seed does not build the role image for it.
+		run.Seed.Base = path.Join(bib.ImagesDir, "base.tar")
 	}
 	return run, archives, nil
+}
+
+// seed runs a seed's script in the builder and returns SeedDir: the
+// archive of a storage that holds the images the nodes of a role share,
+// and the names of the role image's blobs. It depends only on the role
+// image, the bound images and the builder, so Dagger makes it once for
+// every node of the role and keeps it.
+func (m *KafkaBootc) seed(c *nodes.Cluster, r nodes.Role, seed *bib.Seed, archives map[string]*dagger.Container) (*dagger.Directory, error) {
+	ctr := dag.Container().From(m.Builder).
+		WithMountedCache(bib.Storage, dag.CacheVolume("kafka-bootc-bib-seed-"+string(r)),
+			dagger.ContainerWithMountedCacheOpts{Sharing: dagger.CacheSharingModeLocked}).
+		WithDirectory(bib.SeedDir, dag.Directory())
+	if seed.Base != "" {
+		base, err := m.base(c, r, nil)
+		if err != nil {
+			return nil, err
+		}
+		ctr = ctr.WithMountedFile(seed.Base, base.AsTarball())
+	}
+	for _, img := range seed.Images {
+		if img.Archive != "" {
+			ctr = ctr.WithMountedFile(img.Archive, archives[img.Archive].AsTarball())
+		}
+	}
+	return ctr.WithExec([]string{"sh", "-c", seed.Script()},
+		dagger.ContainerWithExecOpts{InsecureRootCapabilities: true}).
+		Directory(bib.SeedDir), nil
 }
 
 // Running is the cluster as it runs, reached over SSH as the disk user:

@@ -23,6 +23,15 @@ const (
 	ConfigPath = "/config.toml"
 	// ImagesDir holds the image archives to load.
 	ImagesDir = "/images"
+	// SeedDir holds a seed: the archive of a builder storage that holds
+	// the images nodes share (SeedStore), and the names of the blobs of
+	// its base image in the image archives (SeedBlobs).
+	SeedDir   = "/seed"
+	SeedStore = SeedDir + "/store.tar"
+	SeedBlobs = SeedDir + "/blobs"
+	// SeedRef names the base image in a seed's storage. A node's run
+	// drops the name once its own image, built on the base, is loaded.
+	SeedRef = "localhost/kafka-bootc/seed:base"
 )
 
 // Image is an image that must be in the builder's container storage
@@ -31,19 +40,41 @@ const (
 type Image struct {
 	// Ref is the reference that bib and bootc look for.
 	Ref string
-	// Archive, when set, is an image archive under ImagesDir to load and
-	// tag as Ref. Otherwise Pull is pulled and tagged as Ref.
+	// Archive, when set, is an image archive (an OCI layout in a tar, as
+	// Dagger writes one) under ImagesDir to load and tag as Ref.
+	// Otherwise Pull is pulled and tagged as Ref.
 	Archive string
 	// Pull is the reference to pull, by digest, when there is no archive.
 	Pull string
+}
+
+// Seed is what the nodes of a role share in the builder's storage: the
+// bound images and the role's image, on whose layers every node image of
+// the role is built. Its script loads them once and archives the storage
+// files; each node's run restores that archive instead of loading the
+// same gigabytes again. osbuild reads images from the storage's graph
+// root only (its containers-storage source and input use nothing else),
+// so a shared read-only image store would be invisible to it: each node's
+// storage must hold every layer itself.
+type Seed struct {
+	// Base, when set, is the archive under ImagesDir of the image that
+	// the nodes' images are built on. Its layers are loaded once; a node
+	// image loaded on the seed takes only its own layers from its
+	// archive.
+	Base string
+	// Images are the images every node needs besides its own.
+	Images []Image
 }
 
 // Run is one bootc-image-builder run for one node.
 type Run struct {
 	// Target is the node image to install: its registry reference, which
 	// becomes the node's upgrade source.
-	Target  string
-	Images  []Image
+	Target string
+	// Images are the node's own images, loaded on the seed.
+	Images []Image
+	// Seed, when set, is restored from SeedDir before the images load.
+	Seed    *Seed
 	Outputs []Output
 }
 
@@ -56,35 +87,121 @@ func (r Run) Args() []string {
 	return append(args, "--progress", "verbose", "--output", OutputDir, r.Target)
 }
 
-// Script is the shell script the builder container runs: it empties the
-// container storage (a cache volume that would otherwise keep images from
-// earlier runs and hide a missing one), puts every image in it under the
-// reference bib and bootc expect, and runs bib.
-func (r Run) Script() string {
-	var b strings.Builder
-	b.WriteString(`set -eu
-podman rmi --all --force >/dev/null 2>&1 || true
+// prelude empties the container storage, a cache volume that would
+// otherwise keep images from earlier runs and hide a missing one, and
+// defines the script's functions.
+const prelude = `set -eu
+graph=$(podman info --format '{{.Store.GraphRoot}}')
+runroot=$(podman info --format '{{.Store.RunRoot}}')
+find "$graph" "$runroot" -mindepth 1 -maxdepth 1 -exec rm -rf {} +
+# load ARCHIVE REF: the image gets REF as its one name (an OCI layout
+# loads named after its path, an archive with no name as its ID).
 load() {
-	id=$(podman load --input "$1" | sed -n 's/^Loaded image[^:]*: *//p' | tail -n 1)
-	if [ -z "$id" ]; then echo "podman load $1: no image loaded" >&2; exit 1; fi
+	loaded=$(podman load --input "$1" | sed -n 's/^Loaded image[^:]*: *//p' | tail -n 1)
+	if [ -z "$loaded" ]; then echo "podman load $1: no image loaded" >&2; exit 1; fi
+	id=$(podman image inspect --format '{{.Id}}' "$loaded")
+	podman untag "$id"
 	podman tag "$id" "$2"
 }
-`)
-	for _, img := range r.Images {
-		if img.Archive != "" {
-			fmt.Fprintf(&b, "load %s %s\n", quote(img.Archive), quote(img.Ref))
+# exactly REF...: fails unless the storage holds each REF and no other image.
+exactly() {
+	want=
+	for ref; do
+		id=$(podman image inspect --format '{{.Id}}' "$ref" 2>/dev/null) || { echo "builder storage: image $ref is missing" >&2; exit 1; }
+		want="$want${id#sha256:}
+"
+	done
+	want=$(printf %s "$want" | sort -u)
+	have=$(podman images --all --quiet --no-trunc | sed 's/^sha256://' | sort -u)
+	if [ "$want" != "$have" ]; then
+		echo "builder storage: it holds other images than $*:" >&2
+		podman images --all >&2
+		exit 1
+	fi
+}
+`
+
+// Script is the shell script a node's builder container runs: it empties
+// the container storage, restores the seed into it, puts the node's
+// images in it under the references bib and bootc expect, checks that the
+// storage holds exactly the images the node needs, and runs bib.
+func (r Run) Script() string {
+	var b strings.Builder
+	b.WriteString(prelude)
+	refs := refsOf(r.Images)
+	if r.Seed != nil {
+		fmt.Fprintf(&b, "tar --xattrs --xattrs-include='*' --numeric-owner -xpf %s -C \"$graph\"\n", quote(SeedStore))
+		refs = append(refsOf(r.Seed.Images), refs...)
+	}
+	for i, img := range r.Images {
+		if img.Archive != "" && r.Seed != nil && r.Seed.Base != "" {
+			// The base's blobs are in the storage already: unpack the rest
+			// of the archive and load it as an OCI layout, whose layers
+			// the storage has are reused, not read.
+			dir := quote(path.Join("/var/tmp/kafka-bootc-images", fmt.Sprint(i)))
+			fmt.Fprintf(&b, "mkdir -p %[1]s\ntar -xf %[2]s -C %[1]s -X %[3]s\nload %[1]s %[4]s\nrm -rf %[1]s\n",
+				dir, quote(img.Archive), quote(SeedBlobs), quote(img.Ref))
 			continue
 		}
-		fmt.Fprintf(&b, "podman pull %s\n", quote(img.Pull))
-		if img.Pull != img.Ref {
-			fmt.Fprintf(&b, "podman tag %s %s\n", quote(img.Pull), quote(img.Ref))
-		}
+		b.WriteString(img.load())
 	}
+	if r.Seed != nil && r.Seed.Base != "" {
+		// Only the name goes: the node image's layers stay.
+		fmt.Fprintf(&b, "podman rmi %s >/dev/null\n", quote(SeedRef))
+	}
+	b.WriteString("exactly " + shellWords(refs) + "\n")
 	b.WriteString(shellWords(r.Args()) + "\n")
 	for _, o := range r.Outputs {
 		b.WriteString(o.pack(OutputDir))
 	}
 	return b.String()
+}
+
+// Script is the shell script a seed's builder container runs: it loads
+// the base and the shared images into an empty storage, checks it holds
+// just those, lists the base's blobs and archives the storage's files in
+// SeedDir. podman's own database is left out: it records containers, not
+// images, and a node's podman makes its own.
+func (s Seed) Script() string {
+	var b strings.Builder
+	b.WriteString(prelude)
+	refs := refsOf(s.Images)
+	if s.Base != "" {
+		fmt.Fprintf(&b, "load %s %s\n", quote(s.Base), quote(SeedRef))
+		refs = append([]string{SeedRef}, refs...)
+	}
+	for _, img := range s.Images {
+		b.WriteString(img.load())
+	}
+	b.WriteString("exactly " + shellWords(refs) + "\n")
+	if s.Base != "" {
+		fmt.Fprintf(&b, "tar -tf %s | grep -E '^(\\./)?blobs/[a-z0-9]+/[0-9a-f]+$' >%s\n", quote(s.Base), quote(SeedBlobs))
+	} else {
+		fmt.Fprintf(&b, ": >%s\n", quote(SeedBlobs))
+	}
+	fmt.Fprintf(&b, "tar --xattrs --xattrs-include='*' --numeric-owner --exclude=./libpod -cf %s -C \"$graph\" .\n", quote(SeedStore))
+	return b.String()
+}
+
+// load is the shell command that puts an image in the storage under its
+// reference.
+func (img Image) load() string {
+	if img.Archive != "" {
+		return fmt.Sprintf("load %s %s\n", quote(img.Archive), quote(img.Ref))
+	}
+	s := fmt.Sprintf("podman pull %s\n", quote(img.Pull))
+	if img.Pull != img.Ref {
+		s += fmt.Sprintf("podman tag %s %s\n", quote(img.Pull), quote(img.Ref))
+	}
+	return s
+}
+
+func refsOf(images []Image) []string {
+	refs := make([]string, len(images))
+	for i, img := range images {
+		refs[i] = img.Ref
+	}
+	return refs
 }
 
 // pack is the shell command that packs a sparse disk under dir into its

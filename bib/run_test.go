@@ -215,3 +215,94 @@ func TestRawDisksLeaveSparse(t *testing.T) {
 		t.Errorf("--plain-raw still packs the disk: %+v", plain[0])
 	}
 }
+
+// TestSeedIsLoadedOnceAndRestoredPerNode runs a seed's script and then a
+// node's, with the real podman and GNU tar: the node's storage holds
+// exactly its image, built on the seed's base, and the bound image, with
+// every layer of both, though the node's archive no longer holds the base
+// layer, which the seed loaded once. A seed that lacks an image the run
+// needs, or holds one it does not, fails the run before bib.
+func TestSeedIsLoadedOnceAndRestoredPerNode(t *testing.T) {
+	store := containertest.New(t, "podman", "buildah", "tar")
+	dir, sh := store.Dir, store.Sh
+	// OCI archives with no name, as Dagger's AsTarball writes them: a
+	// base, a node image built on it, and a bound image.
+	image := func(name, from string) string {
+		archive := filepath.Join(dir, name+".tar")
+		sh(`c=$(buildah from ` + from + `)
+echo ` + name + ` > ` + dir + `/` + name + `.txt
+buildah copy "$c" ` + dir + `/` + name + `.txt /` + name + `.txt >/dev/null
+buildah config --label containers.bootc=1 "$c"
+id=$(buildah commit -q "$c" localhost/test/` + name + `)
+buildah rm "$c" >/dev/null
+podman save -q --format oci-archive -o ` + archive + ` "$id"`)
+		return archive
+	}
+	base := image("base", "scratch")
+	node := image("node", "localhost/test/base")
+	kafka := image("kafka", "scratch")
+	// The node archive loses the base's layer, the blob it shares with
+	// the base's archive: only the seed has it.
+	shared := strings.Fields(sh(`tar -tf ` + base + ` | sort >` + dir + `/b; tar -tf ` + node + ` | sort | comm -12 - ` + dir + `/b | grep '^blobs/sha256/.'`))
+	if len(shared) != 1 {
+		t.Fatalf("the node and base archives share blobs %v, want the base layer only", shared)
+	}
+	blob := shared[0]
+	sh(`tar --delete -f ` + node + ` ` + blob)
+	seedDir := filepath.Join(dir, "seed")
+	os.Mkdir(seedDir, 0o755)
+	local := func(script string) string {
+		t.Helper()
+		if !strings.Contains(script, SeedDir+"/") {
+			t.Fatalf("script does not use %s:\n%s", SeedDir, script)
+		}
+		return strings.ReplaceAll(script, SeedDir+"/", seedDir+"/")
+	}
+	const ref, bound = "quay.io/me/kafka-broker-1:latest", "docker.io/apache/kafka:3.8.0"
+	seed := Seed{Base: base, Images: []Image{{Ref: bound, Archive: kafka}}}
+	sh(local(seed.Script()))
+	if blobs := sh(`cat ` + seedDir + `/blobs`); !strings.Contains(blobs, blob+"\n") {
+		t.Errorf("the seed's blob list lacks the base layer %s:\n%s", blob, blobs)
+	}
+
+	bin := filepath.Join(dir, "bin")
+	os.Mkdir(bin, 0o755)
+	// A stand-in for bib that looks at what bib and bootc would use: both
+	// images, and the node image's files from both of its layers.
+	fake := `#!/bin/sh
+set -eu
+for ref in ` + ref + ` ` + bound + `; do podman image exists "$ref" || { echo "image not known: $ref"; exit 1; }; done
+m=$(podman image mount ` + ref + `)
+cat "$m/base.txt" "$m/node.txt"
+podman image unmount ` + ref + ` >/dev/null
+echo "bib $*"
+`
+	os.WriteFile(filepath.Join(bin, "bootc-image-builder"), []byte(fake), 0o755)
+	store.Env = append(store.Env, "PATH="+bin+":"+os.Getenv("PATH"))
+
+	// A stale image in the storage must not survive into the run.
+	sh(`c=$(buildah from scratch); buildah commit -q "$c" ` + bound + ` >/dev/null; buildah rm "$c" >/dev/null`)
+	outs, _ := Outputs([]string{"qcow2"})
+	run := Run{Target: ref, Images: []Image{{Ref: ref, Archive: node}}, Seed: &seed, Outputs: outs}
+	out := sh(local(run.Script()))
+	if !strings.Contains(out, "base\nnode\nbib build --type qcow2") {
+		t.Errorf("bib did not see the node image whole:\n%s", out)
+	}
+	if got := strings.Fields(sh(`podman images --format '{{.Repository}}:{{.Tag}}' | sort`)); strings.Join(got, " ") != bound+" "+ref {
+		t.Errorf("storage holds %v, want the node and the bound image", got)
+	}
+
+	// A run that needs an image its seed does not hold fails before bib.
+	lacking := Seed{Base: base}
+	sh(local(lacking.Script()))
+	run.Seed = &seed
+	if out, err := store.Command(local(run.Script())).CombinedOutput(); err == nil || !strings.Contains(string(out), "builder storage: image "+bound+" is missing") || strings.Contains(string(out), "bib build") {
+		t.Errorf("a run on a seed without the bound image passed or failed for another reason: %v\n%s", err, out)
+	}
+	// So does one whose seed holds an image it does not need.
+	sh(local(seed.Script()))
+	run.Seed = &Seed{Base: base}
+	if out, err := store.Command(local(run.Script())).CombinedOutput(); err == nil || !strings.Contains(string(out), "holds other images") || strings.Contains(string(out), "bib build") {
+		t.Errorf("a run on a seed with an extra image passed or failed for another reason: %v\n%s", err, out)
+	}
+}

@@ -118,7 +118,8 @@ type StoredImage struct {
 	// Pull, when set, is pulled by digest: an image pinned by digest cannot
 	// be loaded from an archive, whose digest differs from the registry's.
 	Pull string
-	// Node is set for the node image when it is built rather than pulled.
+	// Node is set for the node's own image; the others are the same for
+	// every node.
 	Node bool
 }
 
@@ -141,7 +142,7 @@ func (c *Cluster) DiskImages(n Node, published string) ([]StoredImage, error) {
 		if _, ok := parsed.(reference.Digested); !ok || parsed.Name() != want {
 			return nil, fmt.Errorf("image %q: must be %s pinned by digest (%s@sha256:...), as build-all prints it", published, want, want)
 		}
-		node = StoredImage{Ref: ref, Pull: published}
+		node = StoredImage{Ref: ref, Pull: published, Node: true}
 	}
 	out := []StoredImage{node}
 	for _, img := range []string{c.KafkaImage, c.ExporterImage} {

@@ -322,7 +322,7 @@ func TestDiskImagesPutEveryImageInBibStorage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got[0] != (StoredImage{Ref: "quay.io/me/kafka-broker-1:latest", Pull: published}) {
+	if got[0] != (StoredImage{Ref: "quay.io/me/kafka-broker-1:latest", Pull: published, Node: true}) {
 		t.Errorf("published node: %+v; want it pulled by digest and stored under the tag nodes upgrade from", got[0])
 	}
 	for _, bad := range []string{"quay.io/me/kafka-broker-2" + digest, "quay.io/me/kafka-broker-1:latest", "kafka-broker-1"} {
