@@ -45,7 +45,7 @@ measure() {
   start=$(date +%s.%N)
   "$dagger" -q call -m "$module" --registry "localhost:5000/$run" \
     --base-image "quay.io/centos-bootc/centos-bootc:$run" --brokers "$brokers" --controllers "$controllers" \
-    --no-jmx-exporter build-all >/dev/null
+    --no-jmx-exporter --security plaintext build-all >/dev/null
   end=$(date +%s.%N)
   # Completed uploads: PUT .../blobs/uploads/...&digest=sha256%3A<hex>, 201.
   # Mounts: POST .../blobs/uploads/?mount=sha256:<hex>, 201.
@@ -76,7 +76,7 @@ key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAum8sY+RanpZcPfSfVjkVew1EYradPyCQndq1Y
 start=$(date +%s.%N)
 "$dagger" -q call -m "$module" --registry "localhost:5000/$run" \
   --base-image "quay.io/centos-bootc/centos-bootc:$run" --brokers "$brokers" --controllers "$controllers" \
-  --no-jmx-exporter --ssh-key "$key" --disk-type "$disk_type" disks --parallel "$parallel" -o "$out" >/dev/null
+  --no-jmx-exporter --security plaintext --ssh-key "$key" --disk-type "$disk_type" disks --parallel "$parallel" -o "$out" >/dev/null
 end=$(date +%s.%N)
 nodes=$((brokers + controllers))
 printf "disks (%s, parallel %d), %d nodes: %.1f s, %.1f s per disk; exported %s bytes, %s bytes on disk\n" \
