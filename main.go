@@ -774,8 +774,8 @@ func (m *KafkaBootc) Disk(
 
 // disk runs bootc-image-builder for a node: the node image (built, or the
 // published one) and both bound images go into bib's storage under the
-// references that bib and bootc look for. The bound images and the role
-// image come from the role's seed, loaded once for all its nodes. In tls mode the issuer makes the
+// references that bib and bootc look for. The bound images and the bootc
+// base image come from the seed, loaded once for every node. In tls mode the issuer makes the
 // node's key and certificate, which reach bib inside its config, a secret,
 // and leave only inside the disk.
 func (m *KafkaBootc) disk(ctx context.Context, c *nodes.Cluster, n nodes.Node, published string, password *dagger.Secret, issuer *issuer) (*dagger.Directory, error) {
@@ -824,14 +824,10 @@ func (m *KafkaBootc) disk(ctx context.Context, c *nodes.Cluster, n nodes.Node, p
 	} else {
 		builder = builder.WithNewFile(bib.ConfigPath, string(cfg))
 	}
-	seed, err := m.seed(c, n.Role, run.Seed, archives)
-	if err != nil {
-		return nil, err
-	}
-	builder = builder.WithMountedDirectory(bib.SeedDir, seed)
-	for _, img := range run.Images {
-		if img.Archive != "" {
-			builder = builder.WithMountedFile(img.Archive, archives[img.Archive].AsTarball())
+	builder = builder.WithMountedDirectory(bib.SeedDir, m.seed(run.Seed, archives))
+	for _, file := range archivesOf(run.Images) {
+		if file != "" {
+			builder = builder.WithMountedFile(file, archives[file].AsTarball())
 		}
 	}
 	builder = builder.WithExec([]string{"sh", "-c", run.Script()},
@@ -924,9 +920,9 @@ func loadCA(ctx context.Context, caCert *dagger.File, caKey *dagger.Secret) (*pk
 }
 
 // diskRun decides what goes into bib's storage for a node: the node's own
-// image, and a seed with its role image and the bound images, which every
-// node of the role shares. It returns the containers to export as
-// archives for the node's run, by archive path.
+// image, on a seed that holds the bootc base image and the bound images,
+// which every node shares. It returns the containers to export as
+// archives, by archive path.
 func (m *KafkaBootc) diskRun(c *nodes.Cluster, n nodes.Node, published string) (bib.Run, map[string]*dagger.Container, error) {
 	stored, err := c.DiskImages(n, published)
 	if err != nil {
@@ -957,39 +953,47 @@ func (m *KafkaBootc) diskRun(c *nodes.Cluster, n nodes.Node, published string) (
 		}
 	}
 	if published == "" {
-		// The node image is built here on its role image: the seed loads
-		// the role image's layers once. A published node image is pulled
-		// whole, so the seed does not build the role image for it.
+		// The node image is built here on the bootc base image: the seed
+		// loads the base's layers once for every node. A published node
+		// image is pulled whole, so the seed leaves the base out.
+		img, err := c.RoleImage(n.Role)
+		if err != nil {
+			return bib.Run{}, nil, err
+		}
 		run.Seed.Base = path.Join(bib.ImagesDir, "base.tar")
+		archives[run.Seed.Base] = dag.Container().From(img.From)
 	}
 	return run, archives, nil
 }
 
 // seed runs a seed's script in the builder and returns SeedDir: the
-// archive of a storage that holds the images the nodes of a role share,
-// and the names of the role image's blobs. It depends only on the role
+// archive of a storage that holds the images every node shares, and the
+// names of the base image's blobs. It depends only on the bootc base
 // image, the bound images and the builder, so Dagger makes it once for
-// every node of the role and keeps it.
-func (m *KafkaBootc) seed(c *nodes.Cluster, r nodes.Role, seed *bib.Seed, archives map[string]*dagger.Container) (*dagger.Directory, error) {
+// every node of every role, and keeps it when only the cluster's settings
+// change.
+func (m *KafkaBootc) seed(seed *bib.Seed, archives map[string]*dagger.Container) *dagger.Directory {
 	ctr := dag.Container().From(m.Builder).
-		WithMountedCache(bib.Storage, dag.CacheVolume("kafka-bootc-bib-seed-"+string(r)),
+		WithMountedCache(bib.Storage, dag.CacheVolume("kafka-bootc-bib-seed"),
 			dagger.ContainerWithMountedCacheOpts{Sharing: dagger.CacheSharingModeLocked}).
 		WithDirectory(bib.SeedDir, dag.Directory())
-	if seed.Base != "" {
-		base, err := m.base(c, r, nil)
-		if err != nil {
-			return nil, err
-		}
-		ctr = ctr.WithMountedFile(seed.Base, base.AsTarball())
-	}
-	for _, img := range seed.Images {
-		if img.Archive != "" {
-			ctr = ctr.WithMountedFile(img.Archive, archives[img.Archive].AsTarball())
+	for _, file := range append([]string{seed.Base}, archivesOf(seed.Images)...) {
+		if file != "" {
+			ctr = ctr.WithMountedFile(file, archives[file].AsTarball())
 		}
 	}
 	return ctr.WithExec([]string{"sh", "-c", seed.Script()},
 		dagger.ContainerWithExecOpts{InsecureRootCapabilities: true}).
-		Directory(bib.SeedDir), nil
+		Directory(bib.SeedDir)
+}
+
+// archivesOf lists the images' archive paths (empty for a pulled image).
+func archivesOf(images []bib.Image) []string {
+	files := make([]string, len(images))
+	for i, img := range images {
+		files[i] = img.Archive
+	}
+	return files
 }
 
 // Running is the cluster as it runs, reached over SSH as the disk user:

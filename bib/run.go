@@ -48,14 +48,14 @@ type Image struct {
 	Pull string
 }
 
-// Seed is what the nodes of a role share in the builder's storage: the
-// bound images and the role's image, on whose layers every node image of
-// the role is built. Its script loads them once and archives the storage
-// files; each node's run restores that archive instead of loading the
-// same gigabytes again. osbuild reads images from the storage's graph
-// root only (its containers-storage source and input use nothing else),
-// so a shared read-only image store would be invisible to it: each node's
-// storage must hold every layer itself.
+// Seed is what nodes share in the builder's storage: the bound images and
+// the bootc base image, on whose layers every node image is built. Its
+// script loads them once and archives the storage's files; each node's
+// run restores that archive instead of loading the same gigabytes again.
+// osbuild reads images from the storage's graph root only (its
+// containers-storage source and input use nothing else), so a shared
+// read-only image store would be invisible to it: each node's storage must
+// hold every layer itself.
 type Seed struct {
 	// Base, when set, is the archive under ImagesDir of the image that
 	// the nodes' images are built on. Its layers are loaded once; a node
@@ -93,10 +93,11 @@ func (r Run) Args() []string {
 const prelude = `set -eu
 graph=$(podman info --format '{{.Store.GraphRoot}}')
 runroot=$(podman info --format '{{.Store.RunRoot}}')
-find "$graph" "$runroot" -mindepth 1 -maxdepth 1 -exec rm -rf {} +
+rm -rf "$graph"/* "$graph"/.[!.]* "$runroot"/* "$runroot"/.[!.]*
 # load ARCHIVE REF: the image gets REF as its one name (an OCI layout
 # loads named after its path, an archive with no name as its ID).
 load() {
+	echo "kafka-bootc: loading $2"
 	loaded=$(podman load --input "$1" | sed -n 's/^Loaded image[^:]*: *//p' | tail -n 1)
 	if [ -z "$loaded" ]; then echo "podman load $1: no image loaded" >&2; exit 1; fi
 	id=$(podman image inspect --format '{{.Id}}' "$loaded")
@@ -130,6 +131,7 @@ func (r Run) Script() string {
 	b.WriteString(prelude)
 	refs := refsOf(r.Images)
 	if r.Seed != nil {
+		b.WriteString("echo 'kafka-bootc: restoring the seed'\n")
 		fmt.Fprintf(&b, "tar --xattrs --xattrs-include='*' --numeric-owner -xpf %s -C \"$graph\"\n", quote(SeedStore))
 		refs = append(refsOf(r.Seed.Images), refs...)
 	}
@@ -150,6 +152,7 @@ func (r Run) Script() string {
 		fmt.Fprintf(&b, "podman rmi %s >/dev/null\n", quote(SeedRef))
 	}
 	b.WriteString("exactly " + shellWords(refs) + "\n")
+	b.WriteString("echo 'kafka-bootc: storage ready'\n")
 	b.WriteString(shellWords(r.Args()) + "\n")
 	for _, o := range r.Outputs {
 		b.WriteString(o.pack(OutputDir))
@@ -174,6 +177,7 @@ func (s Seed) Script() string {
 		b.WriteString(img.load())
 	}
 	b.WriteString("exactly " + shellWords(refs) + "\n")
+	b.WriteString("echo 'kafka-bootc: archiving the seed'\n")
 	if s.Base != "" {
 		fmt.Fprintf(&b, "tar -tf %s | grep -E '^(\\./)?blobs/[a-z0-9]+/[0-9a-f]+$' >%s\n", quote(s.Base), quote(SeedBlobs))
 	} else {
@@ -189,7 +193,7 @@ func (img Image) load() string {
 	if img.Archive != "" {
 		return fmt.Sprintf("load %s %s\n", quote(img.Archive), quote(img.Ref))
 	}
-	s := fmt.Sprintf("podman pull %s\n", quote(img.Pull))
+	s := fmt.Sprintf("echo %s\npodman pull %s\n", quote("kafka-bootc: pulling "+img.Ref), quote(img.Pull))
 	if img.Pull != img.Ref {
 		s += fmt.Sprintf("podman tag %s %s\n", quote(img.Pull), quote(img.Ref))
 	}
