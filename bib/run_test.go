@@ -248,7 +248,8 @@ podman save -q --format oci-archive -o ` + archive + ` "$id"`)
 		t.Fatalf("the node and base archives share blobs %v, want the base layer only", shared)
 	}
 	blob := shared[0]
-	sh(`tar --delete -f ` + node + ` ` + blob)
+	whole := filepath.Join(dir, "whole.tar")
+	sh(`cp ` + node + ` ` + whole + `; tar --delete -f ` + node + ` ` + blob)
 	seedDir := filepath.Join(dir, "seed")
 	os.Mkdir(seedDir, 0o755)
 	local := func(script string) string {
@@ -290,6 +291,18 @@ echo "bib $*"
 	}
 	if got := strings.Fields(sh(`podman images --format '{{.Repository}}:{{.Tag}}' | sort`)); strings.Join(got, " ") != bound+" "+ref {
 		t.Errorf("storage holds %v, want the node and the bound image", got)
+	}
+
+	// Without a base, as for a published node image, which is pulled
+	// whole, the node's image loads from its whole archive.
+	baseless := Seed{Images: seed.Images}
+	sh(local(baseless.Script()))
+	if blobs := sh(`cat ` + seedDir + `/blobs`); blobs != "" {
+		t.Errorf("a seed without a base lists blobs:\n%s", blobs)
+	}
+	run = Run{Target: ref, Images: []Image{{Ref: ref, Archive: whole}}, Seed: &baseless, Outputs: outs}
+	if out := sh(local(run.Script())); !strings.Contains(out, "base\nnode\nbib build") {
+		t.Errorf("bib did not see the node image whole on a seed without a base:\n%s", out)
 	}
 
 	// A run that needs an image its seed does not hold fails before bib.
