@@ -18,6 +18,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"dagger/kafka-bootc/bib"
@@ -692,10 +693,11 @@ func (m *KafkaBootc) Disks(
 		return nil, err
 	}
 	dirs := make([]*dagger.Directory, len(c.Nodes))
+	h := newHandoff()
 	p := pool.New().WithContext(ctx).WithMaxGoroutines(parallel)
 	for i, n := range c.Nodes {
 		p.Go(func(ctx context.Context) error {
-			dir, err := m.disk(ctx, c, n, "", password, issuer)
+			dir, err := m.disk(ctx, c, n, "", password, issuer, h)
 			if err != nil {
 				return fmt.Errorf("%s: %w", n.Name, err)
 			}
@@ -765,7 +767,7 @@ func (m *KafkaBootc) Disk(
 	if err != nil {
 		return nil, err
 	}
-	dir, err := m.disk(ctx, c, n, image, password, issuer)
+	dir, err := m.disk(ctx, c, n, image, password, issuer, newHandoff())
 	if err != nil {
 		return nil, err
 	}
@@ -778,7 +780,7 @@ func (m *KafkaBootc) Disk(
 // base image come from the seed, loaded once for every node. In tls mode the issuer makes the
 // node's key and certificate, which reach bib inside its config, a secret,
 // and leave only inside the disk.
-func (m *KafkaBootc) disk(ctx context.Context, c *nodes.Cluster, n nodes.Node, published string, password *dagger.Secret, issuer *issuer) (*dagger.Directory, error) {
+func (m *KafkaBootc) disk(ctx context.Context, c *nodes.Cluster, n nodes.Node, published string, password *dagger.Secret, issuer *issuer, h *handoff) (*dagger.Directory, error) {
 	spec := c.Disk
 	if password != nil {
 		hash, err := password.Plaintext(ctx)
@@ -793,7 +795,7 @@ func (m *KafkaBootc) disk(ctx context.Context, c *nodes.Cluster, n nodes.Node, p
 	if err := spec.CheckLogin(); err != nil {
 		return nil, err
 	}
-	run, archives, err := m.diskRun(c, n, published)
+	run, archives, err := m.diskRun(ctx, c, n, published, h)
 	if err != nil {
 		return nil, err
 	}
@@ -824,12 +826,7 @@ func (m *KafkaBootc) disk(ctx context.Context, c *nodes.Cluster, n nodes.Node, p
 	} else {
 		builder = builder.WithNewFile(bib.ConfigPath, string(cfg))
 	}
-	builder = builder.WithMountedDirectory(bib.SeedDir, m.seed(run.Seed, archives))
-	for _, file := range archivesOf(run.Images) {
-		if file != "" {
-			builder = builder.WithMountedFile(file, archives[file].AsTarball())
-		}
-	}
+	builder = h.bind(builder, run.Images...).WithMountedDirectory(bib.SeedDir, m.seed(run.Seed, archives, h))
 	builder = builder.WithExec([]string{"sh", "-c", run.Script()},
 		dagger.ContainerWithExecOpts{InsecureRootCapabilities: true})
 	out := builder.Directory(bib.OutputDir)
@@ -921,9 +918,10 @@ func loadCA(ctx context.Context, caCert *dagger.File, caKey *dagger.Secret) (*pk
 
 // diskRun decides what goes into bib's storage for a node: the node's own
 // image, on a seed that holds the bootc base image and the bound images,
-// which every node shares. It returns the containers to export as
-// archives, by archive path.
-func (m *KafkaBootc) diskRun(c *nodes.Cluster, n nodes.Node, published string) (bib.Run, map[string]*dagger.Container, error) {
+// which every node shares. A node image built here reaches the builder
+// through the handoff registry, after the base. It returns the bound
+// images' containers to load as archives, by archive path.
+func (m *KafkaBootc) diskRun(ctx context.Context, c *nodes.Cluster, n nodes.Node, published string, h *handoff) (bib.Run, map[string]*dagger.Container, error) {
 	stored, err := c.DiskImages(n, published)
 	if err != nil {
 		return bib.Run{}, nil, err
@@ -936,15 +934,30 @@ func (m *KafkaBootc) diskRun(c *nodes.Cluster, n nodes.Node, published string) (
 	archives := map[string]*dagger.Container{}
 	for i, img := range stored {
 		bi := bib.Image{Ref: img.Ref, Pull: img.Pull}
-		if img.Pull == "" {
-			bi.Archive = path.Join(bib.ImagesDir, fmt.Sprintf("%d.tar", i))
-			if img.Node {
-				if archives[bi.Archive], err = m.node(c, n, nil); err != nil {
-					return bib.Run{}, nil, err
-				}
-			} else {
-				archives[bi.Archive] = dag.Container().From(img.Ref)
+		switch {
+		case img.Node && img.Pull == "":
+			// The base first: pushes that start together cannot mount
+			// from each other, and each would upload its gigabytes.
+			role, err := c.RoleImage(n.Role)
+			if err != nil {
+				return bib.Run{}, nil, err
 			}
+			base, err := h.put(ctx, "base-"+shortHash(role.From), dag.Container().From(role.From))
+			if err != nil {
+				return bib.Run{}, nil, err
+			}
+			run.Seed.Base = &bib.Image{Pull: base, PlainHTTP: true}
+			ctr, err := m.node(c, n, nil)
+			if err != nil {
+				return bib.Run{}, nil, err
+			}
+			if bi.Pull, err = h.put(ctx, n.Name, ctr); err != nil {
+				return bib.Run{}, nil, err
+			}
+			bi.PlainHTTP = true
+		case img.Pull == "":
+			bi.Archive = path.Join(bib.ImagesDir, fmt.Sprintf("%d.tar", i))
+			archives[bi.Archive] = dag.Container().From(img.Ref)
 		}
 		if img.Node {
 			run.Images = append(run.Images, bi)
@@ -952,48 +965,112 @@ func (m *KafkaBootc) diskRun(c *nodes.Cluster, n nodes.Node, published string) (
 			run.Seed.Images = append(run.Seed.Images, bi)
 		}
 	}
-	if published == "" {
-		// The node image is built here on the bootc base image: the seed
-		// loads the base's layers once for every node. A published node
-		// image is pulled whole, so the seed leaves the base out.
-		img, err := c.RoleImage(n.Role)
-		if err != nil {
-			return bib.Run{}, nil, err
-		}
-		run.Seed.Base = path.Join(bib.ImagesDir, "base.tar")
-		archives[run.Seed.Base] = dag.Container().From(img.From)
-	}
 	return run, archives, nil
 }
 
 // seed runs a seed's script in the builder and returns SeedDir: the
-// archive of a storage that holds the images every node shares, and the
-// names of the base image's blobs. It depends only on the bootc base
-// image, the bound images and the builder, so Dagger makes it once for
-// every node of every role, and keeps it when only the cluster's settings
-// change.
-func (m *KafkaBootc) seed(seed *bib.Seed, archives map[string]*dagger.Container) *dagger.Directory {
+// archive of a storage that holds the images every node shares. It
+// depends only on the bootc base image, the bound images and the builder,
+// so Dagger makes it once for every node of every role, and keeps it when
+// only the cluster's settings change.
+func (m *KafkaBootc) seed(seed *bib.Seed, archives map[string]*dagger.Container, h *handoff) *dagger.Directory {
 	ctr := dag.Container().From(m.Builder).
 		WithMountedCache(bib.Storage, dag.CacheVolume("kafka-bootc-bib-seed"),
 			dagger.ContainerWithMountedCacheOpts{Sharing: dagger.CacheSharingModeLocked}).
 		WithDirectory(bib.SeedDir, dag.Directory())
-	for _, file := range append([]string{seed.Base}, archivesOf(seed.Images)...) {
-		if file != "" {
-			ctr = ctr.WithMountedFile(file, archives[file].AsTarball())
+	// In the images' order: a map's would vary, and with it Dagger's key.
+	for _, img := range seed.Images {
+		if img.Archive != "" {
+			ctr = ctr.WithMountedFile(img.Archive, archives[img.Archive].AsTarball())
 		}
+	}
+	if seed.Base != nil {
+		ctr = h.bind(ctr, *seed.Base)
 	}
 	return ctr.WithExec([]string{"sh", "-c", seed.Script()},
 		dagger.ContainerWithExecOpts{InsecureRootCapabilities: true}).
 		Directory(bib.SeedDir)
 }
 
-// archivesOf lists the images' archive paths (empty for a pulled image).
-func archivesOf(images []bib.Image) []string {
-	files := make([]string, len(images))
-	for i, img := range images {
-		files[i] = img.Archive
+// The handoff registry carries the node images and the base to the
+// builder. It runs as a Dagger service on a cache volume: a node's
+// builder pulls only the layers its storage lacks, the base's gigabytes
+// are written once, and an image archive, written whole for each node,
+// would write them once per node.
+const (
+	handoffImage = "docker.io/library/registry:2.8.3"
+	// handoffPush is where images are published to it: Dagger speaks
+	// plain HTTP to localhost alone.
+	handoffPush = "localhost:5000/kafka-bootc/"
+	// handoffHost is its name in the builder's containers.
+	handoffHost = "kafka-bootc-handoff"
+)
+
+// handoff publishes images to the handoff registry, each repository once
+// per call.
+type handoff struct {
+	svc    *dagger.Service
+	mu     sync.Mutex
+	pushes map[string]*handoffPut
+}
+
+type handoffPut struct {
+	once sync.Once
+	ref  string
+	err  error
+}
+
+func newHandoff() *handoff {
+	svc := dag.Container().From(handoffImage).
+		WithMountedCache("/var/lib/registry", dag.CacheVolume("kafka-bootc-handoff")).
+		WithExposedPort(5000).
+		AsService(dagger.ContainerAsServiceOpts{Args: []string{"registry", "serve", "/etc/docker/registry/config.yml"}})
+	return &handoff{svc: svc, pushes: map[string]*handoffPut{}}
+}
+
+// put publishes an image to the handoff registry, once per repository
+// (later callers wait for the first), and returns the reference by digest
+// that the builder pulls.
+func (h *handoff) put(ctx context.Context, repo string, ctr *dagger.Container) (string, error) {
+	h.mu.Lock()
+	p := h.pushes[repo]
+	if p == nil {
+		p = &handoffPut{}
+		h.pushes[repo] = p
 	}
-	return files
+	h.mu.Unlock()
+	p.once.Do(func() {
+		ref, err := ctr.Publish(ctx, handoffPush+repo+":latest", dagger.ContainerPublishOpts{RegistryService: h.svc})
+		if err != nil {
+			p.err = fmt.Errorf("handing %s to the builder: %w", repo, err)
+			return
+		}
+		_, digest, ok := strings.Cut(ref, "@")
+		if !ok {
+			p.err = fmt.Errorf("handing %s to the builder: %q has no digest", repo, ref)
+			return
+		}
+		p.ref = handoffHost + ":5000/kafka-bootc/" + repo + "@" + digest
+	})
+	return p.ref, p.err
+}
+
+// bind gives a builder container the handoff registry when one of the
+// images comes from it.
+func (h *handoff) bind(ctr *dagger.Container, images ...bib.Image) *dagger.Container {
+	for _, img := range images {
+		if img.PlainHTTP {
+			return ctr.WithServiceBinding(handoffHost, h.svc)
+		}
+	}
+	return ctr
+}
+
+// shortHash names a repository after a string, such as an image
+// reference, that is not a repository name itself.
+func shortHash(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return fmt.Sprintf("%x", sum[:8])
 }
 
 // Running is the cluster as it runs, reached over SSH as the disk user:

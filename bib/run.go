@@ -24,13 +24,11 @@ const (
 	// ImagesDir holds the image archives to load.
 	ImagesDir = "/images"
 	// SeedDir holds a seed: the archive of a builder storage that holds
-	// the images nodes share (SeedStore), and the names of the blobs of
-	// its base image in the image archives (SeedBlobs).
+	// the images nodes share.
 	SeedDir   = "/seed"
 	SeedStore = SeedDir + "/store.tar"
-	SeedBlobs = SeedDir + "/blobs"
 	// SeedRef names the base image in a seed's storage. A node's run
-	// drops the name once its own image, built on the base, is loaded.
+	// drops it once its own image, built on the base, is in.
 	SeedRef = "localhost/kafka-bootc/seed:base"
 )
 
@@ -40,28 +38,29 @@ const (
 type Image struct {
 	// Ref is the reference that bib and bootc look for.
 	Ref string
-	// Archive, when set, is an image archive (an OCI layout in a tar, as
-	// Dagger writes one) under ImagesDir to load and tag as Ref.
-	// Otherwise Pull is pulled and tagged as Ref.
+	// Archive, when set, is an image archive under ImagesDir to load and
+	// name Ref. Otherwise Pull is pulled and named Ref.
 	Archive string
 	// Pull is the reference to pull, by digest, when there is no archive.
+	// Layers the storage holds already are not pulled again.
 	Pull string
+	// PlainHTTP is set for a pull from a registry that speaks plain HTTP,
+	// such as the engine's own service that hands images to the builder.
+	PlainHTTP bool
 }
 
 // Seed is what nodes share in the builder's storage: the bound images and
 // the bootc base image, on whose layers every node image is built. Its
-// script loads them once and archives the storage's files; each node's
-// run restores that archive instead of loading the same gigabytes again.
-// osbuild reads images from the storage's graph root only (its
-// containers-storage source and input use nothing else), so a shared
-// read-only image store would be invisible to it: each node's storage must
-// hold every layer itself.
+// script puts them in an empty storage once and archives the storage's
+// files; each node's run restores that archive instead of loading the same
+// gigabytes again, and pulls only its own layers. osbuild reads images
+// from the storage's graph root only (its containers-storage source and
+// input use nothing else), so a shared read-only image store would be
+// invisible to it: each node's storage must hold every layer itself.
 type Seed struct {
-	// Base, when set, is the archive under ImagesDir of the image that
-	// the nodes' images are built on. Its layers are loaded once; a node
-	// image loaded on the seed takes only its own layers from its
-	// archive.
-	Base string
+	// Base, when set, is the image that the nodes' images are built on,
+	// stored as SeedRef.
+	Base *Image
 	// Images are the images every node needs besides its own.
 	Images []Image
 }
@@ -71,9 +70,9 @@ type Run struct {
 	// Target is the node image to install: its registry reference, which
 	// becomes the node's upgrade source.
 	Target string
-	// Images are the node's own images, loaded on the seed.
+	// Images are the node's own images, put in the storage on the seed.
 	Images []Image
-	// Seed, when set, is restored from SeedDir before the images load.
+	// Seed, when set, is restored from SeedDir before the images go in.
 	Seed    *Seed
 	Outputs []Output
 }
@@ -94,15 +93,19 @@ const prelude = `set -eu
 graph=$(podman info --format '{{.Store.GraphRoot}}')
 runroot=$(podman info --format '{{.Store.RunRoot}}')
 rm -rf "$graph"/* "$graph"/.[!.]* "$runroot"/* "$runroot"/.[!.]*
-# load ARCHIVE REF: the image gets REF as its one name (an OCI layout
-# loads named after its path, an archive with no name as its ID).
+# name IMAGE REF: REF becomes the image's one name (an archive with no
+# name loads as its ID, a pull by digest has no tag).
+name() {
+	id=$(podman image inspect --format '{{.Id}}' "$1")
+	podman untag "$id"
+	podman tag "$id" "$2"
+}
+# load ARCHIVE REF
 load() {
 	echo "kafka-bootc: loading $2"
 	loaded=$(podman load --input "$1" | sed -n 's/^Loaded image[^:]*: *//p' | tail -n 1)
 	if [ -z "$loaded" ]; then echo "podman load $1: no image loaded" >&2; exit 1; fi
-	id=$(podman image inspect --format '{{.Id}}' "$loaded")
-	podman untag "$id"
-	podman tag "$id" "$2"
+	name "$loaded" "$2"
 }
 # exactly REF...: fails unless the storage holds each REF and no other image.
 exactly() {
@@ -135,20 +138,11 @@ func (r Run) Script() string {
 		fmt.Fprintf(&b, "tar --xattrs --xattrs-include='*' --numeric-owner -xpf %s -C \"$graph\"\n", quote(SeedStore))
 		refs = append(refsOf(r.Seed.Images), refs...)
 	}
-	for i, img := range r.Images {
-		if img.Archive != "" && r.Seed != nil && r.Seed.Base != "" {
-			// The base's blobs are in the storage already: unpack the rest
-			// of the archive and load it as an OCI layout, whose layers
-			// the storage has are reused, not read.
-			dir := quote(path.Join("/var/tmp/kafka-bootc-images", fmt.Sprint(i)))
-			fmt.Fprintf(&b, "mkdir -p %[1]s\ntar -xf %[2]s -C %[1]s -X %[3]s\nload %[1]s %[4]s\nrm -rf %[1]s\n",
-				dir, quote(img.Archive), quote(SeedBlobs), quote(img.Ref))
-			continue
-		}
-		b.WriteString(img.load())
+	for _, img := range r.Images {
+		b.WriteString(img.put())
 	}
-	if r.Seed != nil && r.Seed.Base != "" {
-		// Only the name goes: the node image's layers stay.
+	if r.Seed != nil && r.Seed.Base != nil {
+		// The base image goes; its layers stay, under the node image's.
 		fmt.Fprintf(&b, "podman rmi %s >/dev/null\n", quote(SeedRef))
 	}
 	b.WriteString("exactly " + shellWords(refs) + "\n")
@@ -160,42 +154,43 @@ func (r Run) Script() string {
 	return b.String()
 }
 
-// Script is the shell script a seed's builder container runs: it loads
-// the base and the shared images into an empty storage, checks it holds
-// just those, lists the base's blobs and archives the storage's files in
-// SeedDir. podman's own database is left out: it records containers, not
-// images, and a node's podman makes its own.
+// Script is the shell script a seed's builder container runs: it puts the
+// base and the shared images in an empty storage, checks it holds just
+// those, and archives the storage's files in SeedDir. podman's own
+// database is left out: it records containers, not images, and a node's
+// podman makes its own.
 func (s Seed) Script() string {
 	var b strings.Builder
 	b.WriteString(prelude)
 	refs := refsOf(s.Images)
-	if s.Base != "" {
-		fmt.Fprintf(&b, "load %s %s\n", quote(s.Base), quote(SeedRef))
+	if s.Base != nil {
+		base := *s.Base
+		base.Ref = SeedRef
+		b.WriteString(base.put())
 		refs = append([]string{SeedRef}, refs...)
 	}
 	for _, img := range s.Images {
-		b.WriteString(img.load())
+		b.WriteString(img.put())
 	}
 	b.WriteString("exactly " + shellWords(refs) + "\n")
 	b.WriteString("echo 'kafka-bootc: archiving the seed'\n")
-	if s.Base != "" {
-		fmt.Fprintf(&b, "tar -tf %s | grep -E '^(\\./)?blobs/[a-z0-9]+/[0-9a-f]+$' >%s\n", quote(s.Base), quote(SeedBlobs))
-	} else {
-		fmt.Fprintf(&b, ": >%s\n", quote(SeedBlobs))
-	}
 	fmt.Fprintf(&b, "tar --xattrs --xattrs-include='*' --numeric-owner --exclude=./libpod -cf %s -C \"$graph\" .\n", quote(SeedStore))
 	return b.String()
 }
 
-// load is the shell command that puts an image in the storage under its
+// put is the shell command that puts an image in the storage under its
 // reference.
-func (img Image) load() string {
+func (img Image) put() string {
 	if img.Archive != "" {
 		return fmt.Sprintf("load %s %s\n", quote(img.Archive), quote(img.Ref))
 	}
-	s := fmt.Sprintf("echo %s\npodman pull %s\n", quote("kafka-bootc: pulling "+img.Ref), quote(img.Pull))
+	pull := "podman pull"
+	if img.PlainHTTP {
+		pull += " --tls-verify=false"
+	}
+	s := fmt.Sprintf("echo %s\n%s %s\n", quote("kafka-bootc: pulling "+img.Ref), pull, quote(img.Pull))
 	if img.Pull != img.Ref {
-		s += fmt.Sprintf("podman tag %s %s\n", quote(img.Pull), quote(img.Ref))
+		s += fmt.Sprintf("name %s %s\n", quote(img.Pull), quote(img.Ref))
 	}
 	return s
 }

@@ -1,6 +1,8 @@
 package bib
 
 import (
+	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -116,7 +118,7 @@ func TestScriptPullsDigestPinnedImages(t *testing.T) {
 	}}.Script()
 	for _, want := range []string{
 		"podman pull '" + pinned + "'\n",
-		"podman pull 'quay.io/me/n@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef'\npodman tag 'quay.io/me/n@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef' 'quay.io/me/n:latest'\n",
+		"podman pull 'quay.io/me/n@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef'\nname 'quay.io/me/n@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef' 'quay.io/me/n:latest'\n",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("script lacks\n%s\nin\n%s", want, s)
@@ -217,57 +219,51 @@ func TestRawDisksLeaveSparse(t *testing.T) {
 }
 
 // TestSeedIsLoadedOnceAndRestoredPerNode runs a seed's script and then a
-// node's, with the real podman and GNU tar: the node's storage holds
-// exactly its image, built on the seed's base, and the bound image, with
-// every layer of both, though the node's archive no longer holds the base
-// layer, which the seed loaded once. A seed that lacks an image the run
-// needs, or holds one it does not, fails the run before bib.
+// node's, with the real podman, GNU tar and a registry over plain HTTP, as
+// the engine's handoff registry is: the node's storage holds exactly its
+// image, built on the seed's base, and the bound image, with every layer
+// of both, though the registry no longer has the base's layer, which only
+// the seed pulled. A seed that lacks an image the run needs, or holds one
+// it does not, fails the run before bib.
 func TestSeedIsLoadedOnceAndRestoredPerNode(t *testing.T) {
 	store := containertest.New(t, "podman", "buildah", "tar")
+	registry, registryRoot := containertest.Registry(t)
 	dir, sh := store.Dir, store.Sh
-	// OCI archives with no name, as Dagger's AsTarball writes them: a
-	// base, a node image built on it, and a bound image.
-	image := func(name, from string) string {
-		archive := filepath.Join(dir, name+".tar")
-		sh(`c=$(buildah from ` + from + `)
+	// A base, a node image built on it, both pushed to the registry, and a
+	// bound image as an archive with no name, as Dagger's AsTarball
+	// writes one.
+	build := func(name, from string) string {
+		return strings.TrimSpace(sh(`c=$(buildah from ` + from + `)
 echo ` + name + ` > ` + dir + `/` + name + `.txt
 buildah copy "$c" ` + dir + `/` + name + `.txt /` + name + `.txt >/dev/null
 buildah config --label containers.bootc=1 "$c"
-id=$(buildah commit -q "$c" localhost/test/` + name + `)
-buildah rm "$c" >/dev/null
-podman save -q --format oci-archive -o ` + archive + ` "$id"`)
-		return archive
+buildah commit -q "$c" localhost/test/` + name + `
+buildah rm "$c" >/dev/null`))
 	}
-	base := image("base", "scratch")
-	node := image("node", "localhost/test/base")
-	kafka := image("kafka", "scratch")
-	// The node archive loses the base's layer, the blob it shares with
-	// the base's archive: only the seed has it.
-	shared := strings.Fields(sh(`tar -tf ` + base + ` | sort >` + dir + `/b; tar -tf ` + node + ` | sort | comm -12 - ` + dir + `/b | grep '^blobs/sha256/.'`))
-	if len(shared) != 1 {
-		t.Fatalf("the node and base archives share blobs %v, want the base layer only", shared)
+	push := func(name string) string {
+		sh(`podman push -q --tls-verify=false --digestfile ` + dir + `/` + name + `.digest localhost/test/` + name + ` ` + registry + `/test/` + name + `:1`)
+		return registry + "/test/" + name + "@" + strings.TrimSpace(sh(`cat `+dir+`/`+name+`.digest`))
 	}
-	blob := shared[0]
-	whole := filepath.Join(dir, "whole.tar")
-	sh(`cp ` + node + ` ` + whole + `; tar --delete -f ` + node + ` ` + blob)
-	seedDir := filepath.Join(dir, "seed")
-	os.Mkdir(seedDir, 0o755)
-	local := func(script string) string {
+	build("base", "scratch")
+	build("node", "localhost/test/base")
+	kafkaID := build("kafka", "scratch")
+	kafka := filepath.Join(dir, "kafka.tar")
+	sh(`podman save -q --format oci-archive -o ` + kafka + ` ` + kafkaID)
+	base, node := push("base"), push("node")
+
+	// local runs the script with the seed in dir/seed-NAME.
+	local := func(script, name string) string {
 		t.Helper()
 		if !strings.Contains(script, SeedDir+"/") {
 			t.Fatalf("script does not use %s:\n%s", SeedDir, script)
 		}
+		seedDir := filepath.Join(dir, "seed-"+name)
+		os.MkdirAll(seedDir, 0o755)
 		return strings.ReplaceAll(script, SeedDir+"/", seedDir+"/")
 	}
-	const ref, bound = "quay.io/me/kafka-broker-1:latest", "docker.io/apache/kafka:3.8.0"
-	seed := Seed{Base: base, Images: []Image{{Ref: bound, Archive: kafka}}}
-	sh(local(seed.Script()))
-	if blobs := sh(`cat ` + seedDir + `/blobs`); !strings.Contains(blobs, blob+"\n") {
-		t.Errorf("the seed's blob list lacks the base layer %s:\n%s", blob, blobs)
-	}
-
 	bin := filepath.Join(dir, "bin")
 	os.Mkdir(bin, 0o755)
+	const ref, bound = "quay.io/me/kafka-broker-1:latest", "docker.io/apache/kafka:3.8.0"
 	// A stand-in for bib that looks at what bib and bootc would use: both
 	// images, and the node image's files from both of its layers.
 	fake := `#!/bin/sh
@@ -280,12 +276,32 @@ echo "bib $*"
 `
 	os.WriteFile(filepath.Join(bin, "bootc-image-builder"), []byte(fake), 0o755)
 	store.Env = append(store.Env, "PATH="+bin+":"+os.Getenv("PATH"))
+	outs, _ := Outputs([]string{"qcow2"})
+	nodeImage := Image{Ref: ref, Pull: node, PlainHTTP: true}
+	boundImage := Image{Ref: bound, Archive: kafka}
 
+	// Without a base, as for a published node image, the node's image is
+	// pulled whole.
+	baseless := Seed{Images: []Image{boundImage}}
+	sh(local(baseless.Script(), "baseless"))
+	run := Run{Target: ref, Images: []Image{nodeImage}, Seed: &baseless, Outputs: outs}
+	if out := sh(local(run.Script(), "baseless")); !strings.Contains(out, "base\nnode\nbib build") {
+		t.Errorf("bib did not see the node image whole on a seed without a base:\n%s", out)
+	}
+
+	seed := Seed{Base: &Image{Pull: base, PlainHTTP: true}, Images: []Image{boundImage}}
+	sh(local(seed.Script(), "full"))
+	lacking := Seed{Base: seed.Base}
+	sh(local(lacking.Script(), "lacking"))
+	// From now on the registry lacks the base's layer: only the seeds have it.
+	layer := strings.TrimPrefix(baseLayer(t, registry, base), "sha256:")
+	if err := os.RemoveAll(filepath.Join(registryRoot, "docker/registry/v2/blobs/sha256", layer[:2], layer)); err != nil {
+		t.Fatalf("removing the base layer %s from the registry: %v", layer, err)
+	}
 	// A stale image in the storage must not survive into the run.
 	sh(`c=$(buildah from scratch); buildah commit -q "$c" ` + bound + ` >/dev/null; buildah rm "$c" >/dev/null`)
-	outs, _ := Outputs([]string{"qcow2"})
-	run := Run{Target: ref, Images: []Image{{Ref: ref, Archive: node}}, Seed: &seed, Outputs: outs}
-	out := sh(local(run.Script()))
+	run.Seed = &seed
+	out := sh(local(run.Script(), "full"))
 	if !strings.Contains(out, "base\nnode\nbib build --type qcow2") {
 		t.Errorf("bib did not see the node image whole:\n%s", out)
 	}
@@ -293,29 +309,34 @@ echo "bib $*"
 		t.Errorf("storage holds %v, want the node and the bound image", got)
 	}
 
-	// Without a base, as for a published node image, which is pulled
-	// whole, the node's image loads from its whole archive.
-	baseless := Seed{Images: seed.Images}
-	sh(local(baseless.Script()))
-	if blobs := sh(`cat ` + seedDir + `/blobs`); blobs != "" {
-		t.Errorf("a seed without a base lists blobs:\n%s", blobs)
-	}
-	run = Run{Target: ref, Images: []Image{{Ref: ref, Archive: whole}}, Seed: &baseless, Outputs: outs}
-	if out := sh(local(run.Script())); !strings.Contains(out, "base\nnode\nbib build") {
-		t.Errorf("bib did not see the node image whole on a seed without a base:\n%s", out)
-	}
-
 	// A run that needs an image its seed does not hold fails before bib.
-	lacking := Seed{Base: base}
-	sh(local(lacking.Script()))
-	run.Seed = &seed
-	if out, err := store.Command(local(run.Script())).CombinedOutput(); err == nil || !strings.Contains(string(out), "builder storage: image "+bound+" is missing") || strings.Contains(string(out), "bib build") {
+	if out, err := store.Command(local(run.Script(), "lacking")).CombinedOutput(); err == nil || !strings.Contains(string(out), "builder storage: image "+bound+" is missing") || strings.Contains(string(out), "bib build") {
 		t.Errorf("a run on a seed without the bound image passed or failed for another reason: %v\n%s", err, out)
 	}
 	// So does one whose seed holds an image it does not need.
-	sh(local(seed.Script()))
-	run.Seed = &Seed{Base: base}
-	if out, err := store.Command(local(run.Script())).CombinedOutput(); err == nil || !strings.Contains(string(out), "holds other images") || strings.Contains(string(out), "bib build") {
+	run.Seed = &lacking
+	if out, err := store.Command(local(run.Script(), "full")).CombinedOutput(); err == nil || !strings.Contains(string(out), "holds other images") || strings.Contains(string(out), "bib build") {
 		t.Errorf("a run on a seed with an extra image passed or failed for another reason: %v\n%s", err, out)
 	}
+}
+
+// baseLayer reads an image's manifest from the registry and returns the
+// digest of its only layer.
+func baseLayer(t *testing.T, registry, image string) string {
+	t.Helper()
+	repo, digest, _ := strings.Cut(strings.TrimPrefix(image, registry+"/"), "@")
+	req, _ := http.NewRequest("GET", "http://"+registry+"/v2/"+repo+"/manifests/"+digest, nil)
+	req.Header.Set("Accept", "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m struct {
+		Layers []struct{ Digest string }
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil || len(m.Layers) != 1 || len(m.Layers[0].Digest) != 71 {
+		t.Fatalf("manifest of %s: %v %+v", image, err, m)
+	}
+	return m.Layers[0].Digest
 }

@@ -9,13 +9,13 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"dagger/kafka-bootc/internal/containertest"
 
 	"github.com/BurntSushi/toml"
 	"go.podman.io/image/v5/copy"
@@ -26,39 +26,6 @@ import (
 	"go.podman.io/image/v5/signature/sigstore"
 	"go.podman.io/image/v5/types"
 )
-
-// registryForTest runs Debian's docker-registry (distribution) on a free
-// loopback port and returns its host:port.
-func registryForTest(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("docker-registry")
-	if err != nil {
-		t.Skip("skipped: docker-registry is not installed (.ci/run installs it)")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "config.yml")
-	os.WriteFile(conf, fmt.Appendf(nil, "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", dir, addr), 0o644)
-	cmd := exec.Command(bin, "serve", conf)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	for i := 0; i < 100; i++ {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return addr
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("docker-registry did not listen on %s", addr)
-	return ""
-}
 
 // ociImage writes a one-file image as an OCI layout and returns it.
 func ociImage(t *testing.T, content string) types.ImageReference {
@@ -178,7 +145,7 @@ func pull(t *testing.T, pc *signature.PolicyContext, sys *types.SystemContext, s
 // refused; the bound Kafka image, which its publisher signs with a key the
 // cluster does not know, is pulled unsigned; anything else is refused.
 func TestNodesPullOnlySignedNodeImages(t *testing.T) {
-	registry := registryForTest(t)
+	registry, _ := containertest.Registry(t)
 	dir := t.TempDir()
 	passphrase := []byte("test passphrase")
 	keys, err := sigstore.GenerateKeyPair(passphrase)

@@ -26,6 +26,7 @@ type (
 	ContainerPublishOpts          = sdk.ContainerPublishOpts
 	ContainerWithFileOpts         = sdk.ContainerWithFileOpts
 	ContainerFromOpts             = sdk.ContainerFromOpts
+	ContainerAsServiceOpts        = sdk.ContainerAsServiceOpts
 	HTTPOpts                      = sdk.HTTPOpts
 	DirectoryWithNewFileOpts      = sdk.DirectoryWithNewFileOpts
 	DirectoryWithFileOpts         = sdk.DirectoryWithFileOpts
