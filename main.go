@@ -333,8 +333,7 @@ func withFiles(dir *dagger.Directory, files []nodes.File) *dagger.Directory {
 // digest: a session may make several from one place (a disk per node, a
 // key per client), and Dagger tells secrets apart by name.
 func secretOf(prefix string, contents []byte) *dagger.Secret {
-	sum := sha256.Sum256(contents)
-	return dag.SetSecret(fmt.Sprintf("%s-%x", prefix, sum[:8]), string(contents))
+	return dag.SetSecret(prefix+"-"+shortHash(contents), string(contents))
 }
 
 // Client issues a client identity signed by the cluster CA, as a directory
@@ -777,9 +776,9 @@ func (m *KafkaBootc) Disk(
 // disk runs bootc-image-builder for a node: the node image (built, or the
 // published one) and both bound images go into bib's storage under the
 // references that bib and bootc look for. The bound images and the bootc
-// base image come from the seed, loaded once for every node. In tls mode the issuer makes the
-// node's key and certificate, which reach bib inside its config, a secret,
-// and leave only inside the disk.
+// base image come from the seed, loaded once for every node. In tls mode
+// the issuer makes the node's key and certificate, which reach bib inside
+// its config, a secret, and leave only inside the disk.
 func (m *KafkaBootc) disk(ctx context.Context, c *nodes.Cluster, n nodes.Node, published string, password *dagger.Secret, issuer *issuer, h *handoff) (*dagger.Directory, error) {
 	spec := c.Disk
 	if password != nil {
@@ -942,7 +941,7 @@ func (m *KafkaBootc) diskRun(ctx context.Context, c *nodes.Cluster, n nodes.Node
 			if err != nil {
 				return bib.Run{}, nil, err
 			}
-			base, err := h.put(ctx, "base-"+shortHash(role.From), dag.Container().From(role.From))
+			base, err := h.put(ctx, "base-"+shortHash([]byte(role.From)), dag.Container().From(role.From))
 			if err != nil {
 				return bib.Run{}, nil, err
 			}
@@ -1066,10 +1065,10 @@ func (h *handoff) bind(ctr *dagger.Container, images ...bib.Image) *dagger.Conta
 	return ctr
 }
 
-// shortHash names a repository after a string, such as an image
-// reference, that is not a repository name itself.
-func shortHash(s string) string {
-	sum := sha256.Sum256([]byte(s))
+// shortHash names a thing after its contents: the first 8 bytes of their
+// SHA-256, in hex.
+func shortHash(contents []byte) string {
+	sum := sha256.Sum256(contents)
 	return fmt.Sprintf("%x", sum[:8])
 }
 
