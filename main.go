@@ -333,7 +333,8 @@ func withFiles(dir *dagger.Directory, files []nodes.File) *dagger.Directory {
 // digest: a session may make several from one place (a disk per node, a
 // key per client), and Dagger tells secrets apart by name.
 func secretOf(prefix string, contents []byte) *dagger.Secret {
-	return dag.SetSecret(prefix+"-"+shortHash(contents), string(contents))
+	sum := sha256.Sum256(contents)
+	return dag.SetSecret(fmt.Sprintf("%s-%x", prefix, sum[:8]), string(contents))
 }
 
 // Client issues a client identity signed by the cluster CA, as a directory
@@ -812,9 +813,7 @@ func (m *KafkaBootc) disk(ctx context.Context, c *nodes.Cluster, n nodes.Node, p
 	if err != nil {
 		return nil, err
 	}
-	builder := dag.Container().From(m.Builder).
-		WithMountedCache(bib.Storage, dag.CacheVolume("kafka-bootc-bib-storage-"+n.Name),
-			dagger.ContainerWithMountedCacheOpts{Sharing: dagger.CacheSharingModeLocked}).
+	builder := m.builder("kafka-bootc-bib-storage-"+n.Name).
 		WithMountedCache(bib.StoreDir, dag.CacheVolume("kafka-bootc-bib-store")).
 		WithMountedCache(bib.RPMMDDir, dag.CacheVolume("kafka-bootc-bib-rpmmd")).
 		WithDirectory(bib.OutputDir, dag.Directory())
@@ -826,9 +825,7 @@ func (m *KafkaBootc) disk(ctx context.Context, c *nodes.Cluster, n nodes.Node, p
 		builder = builder.WithNewFile(bib.ConfigPath, string(cfg))
 	}
 	builder = h.bind(builder, run.Images...).WithMountedDirectory(bib.SeedDir, m.seed(run.Seed, archives, h))
-	builder = builder.WithExec([]string{"sh", "-c", run.Script()},
-		dagger.ContainerWithExecOpts{InsecureRootCapabilities: true})
-	out := builder.Directory(bib.OutputDir)
+	out := runScript(builder, run.Script()).Directory(bib.OutputDir)
 	if issuer == nil {
 		return out, nil
 	}
@@ -937,11 +934,7 @@ func (m *KafkaBootc) diskRun(ctx context.Context, c *nodes.Cluster, n nodes.Node
 		case img.Node && img.Pull == "":
 			// The base first: pushes that start together cannot mount
 			// from each other, and each would upload its gigabytes.
-			role, err := c.RoleImage(n.Role)
-			if err != nil {
-				return bib.Run{}, nil, err
-			}
-			base, err := h.put(ctx, "base-"+shortHash([]byte(role.From)), dag.Container().From(role.From))
+			base, err := h.put(ctx, "base", dag.Container().From(c.BaseImage))
 			if err != nil {
 				return bib.Run{}, nil, err
 			}
@@ -973,10 +966,7 @@ func (m *KafkaBootc) diskRun(ctx context.Context, c *nodes.Cluster, n nodes.Node
 // so Dagger makes it once for every node of every role, and keeps it when
 // only the cluster's settings change.
 func (m *KafkaBootc) seed(seed *bib.Seed, archives map[string]*dagger.Container, h *handoff) *dagger.Directory {
-	ctr := dag.Container().From(m.Builder).
-		WithMountedCache(bib.Storage, dag.CacheVolume("kafka-bootc-bib-seed"),
-			dagger.ContainerWithMountedCacheOpts{Sharing: dagger.CacheSharingModeLocked}).
-		WithDirectory(bib.SeedDir, dag.Directory())
+	ctr := m.builder("kafka-bootc-bib-seed").WithDirectory(bib.SeedDir, dag.Directory())
 	// In the images' order: a map's would vary, and with it Dagger's key.
 	for _, img := range seed.Images {
 		if img.Archive != "" {
@@ -986,9 +976,22 @@ func (m *KafkaBootc) seed(seed *bib.Seed, archives map[string]*dagger.Container,
 	if seed.Base != nil {
 		ctr = h.bind(ctr, *seed.Base)
 	}
-	return ctr.WithExec([]string{"sh", "-c", seed.Script()},
-		dagger.ContainerWithExecOpts{InsecureRootCapabilities: true}).
-		Directory(bib.SeedDir)
+	return runScript(ctr, seed.Script()).Directory(bib.SeedDir)
+}
+
+// builder is the bootc-image-builder image with the named cache volume as
+// its container storage, which one run at a time uses.
+func (m *KafkaBootc) builder(storage string) *dagger.Container {
+	return dag.Container().From(m.Builder).
+		WithMountedCache(bib.Storage, dag.CacheVolume(storage),
+			dagger.ContainerWithMountedCacheOpts{Sharing: dagger.CacheSharingModeLocked})
+}
+
+// runScript runs a builder script as root with the privileges that podman
+// and bib need.
+func runScript(builder *dagger.Container, script string) *dagger.Container {
+	return builder.WithExec([]string{"sh", "-c", script},
+		dagger.ContainerWithExecOpts{InsecureRootCapabilities: true})
 }
 
 // The handoff registry carries the node images and the base to the
@@ -1063,13 +1066,6 @@ func (h *handoff) bind(ctr *dagger.Container, images ...bib.Image) *dagger.Conta
 		}
 	}
 	return ctr
-}
-
-// shortHash names a thing after its contents: the first 8 bytes of their
-// SHA-256, in hex.
-func shortHash(contents []byte) string {
-	sum := sha256.Sum256(contents)
-	return fmt.Sprintf("%x", sum[:8])
 }
 
 // Running is the cluster as it runs, reached over SSH as the disk user:
