@@ -23,7 +23,7 @@ import (
 	"dagger/kafka-bootc/nodes"
 )
 
-// param is one argument of a Dagger function as main.go declares it.
+// param is one argument of a Dagger function as the module declares it.
 type param struct {
 	name string
 	// def is the JSON of its +default pragma, or empty.
@@ -34,25 +34,49 @@ type param struct {
 	ctx bool
 }
 
-// function is New or a method of one of the module's objects, as main.go
-// declares it.
+// function is New or a method of one of the module's objects, as the
+// module's files declare it.
 type function struct {
 	name string
 	// recv is the object's type, empty for New.
 	recv   string
 	doc    string
 	params []param
+	// file is the file that declares it, and src that file's text.
+	file string
+	src  []byte
 }
 
-// functions parses main.go: New and every exported method, in order.
+// functions parses the module's Go files: New and every exported method,
+// file by file.
 func functions(t *testing.T) []function {
 	t.Helper()
-	fset := token.NewFileSet()
-	f, err := parser.ParseFile(fset, "main.go", nil, parser.ParseComments)
+	files, err := filepath.Glob("*.go")
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := os.ReadFile("main.go")
+	var out []function
+	for _, name := range files {
+		if !strings.HasSuffix(name, "_test.go") {
+			out = append(out, fileFunctions(t, name)...)
+		}
+	}
+	if len(out) < 7 {
+		t.Fatalf("found %d functions in the module's files; the parser missed some", len(out))
+	}
+	return out
+}
+
+// fileFunctions parses one file of the module: New and every exported
+// method it declares.
+func fileFunctions(t *testing.T, name string) []function {
+	t.Helper()
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, name, nil, parser.ParseComments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile(name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +87,7 @@ func functions(t *testing.T) []function {
 		if !ok || !fn.Name.IsExported() || (fn.Recv == nil && fn.Name.Name != "New") {
 			continue
 		}
-		fun := function{name: fn.Name.Name}
+		fun := function{name: fn.Name.Name, file: name, src: src}
 		if fn.Recv != nil {
 			if star, ok := fn.Recv.List[0].Type.(*ast.StarExpr); ok {
 				if id, ok := star.X.(*ast.Ident); ok {
@@ -95,9 +119,6 @@ func functions(t *testing.T) []function {
 		}
 		out = append(out, fun)
 	}
-	if len(out) < 7 {
-		t.Fatalf("found %d functions in main.go; the parser missed some", len(out))
-	}
 	return out
 }
 
@@ -108,7 +129,7 @@ func lookup(t *testing.T, name string) function {
 			return f
 		}
 	}
-	t.Fatalf("main.go has no function %s", name)
+	t.Fatalf("the module has no function %s", name)
 	return function{}
 }
 
@@ -124,7 +145,7 @@ func call(t *testing.T, recv reflect.Value, fn function, set map[string]any) (ou
 		f = recv.MethodByName(fn.name)
 	}
 	if f.Type().NumIn() != len(fn.params) {
-		t.Fatalf("%s: main.go declares %d arguments, the compiled function has %d", fn.name, len(fn.params), f.Type().NumIn())
+		t.Fatalf("%s: %s declares %d arguments, the compiled function has %d", fn.name, fn.file, len(fn.params), f.Type().NumIn())
 	}
 	args := make([]reflect.Value, len(fn.params))
 	for i, p := range fn.params {
@@ -302,17 +323,13 @@ func TestEveryFunctionStatesItsCachePolicy(t *testing.T) {
 		"Health":    "never",   // reads running machines
 		"Rollout":   "never",   // changes running machines
 	}
-	src, err := os.ReadFile("main.go")
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, fn := range functions(t) {
 		policy, ok := want[fn.name]
 		if !ok {
 			t.Errorf("%s: no cache policy decided here; add it to this table", fn.name)
 			continue
 		}
-		m := regexp.MustCompile(`(?m)^// \+cache="(\w+)"\n(?:// .*\n)*func (?:\(\w+ \*\w+\) )?` + fn.name + `\(`).FindSubmatch(src)
+		m := regexp.MustCompile(`(?m)^// \+cache="(\w+)"\n(?:// .*\n)*func (?:\(\w+ \*\w+\) )?` + fn.name + `\(`).FindSubmatch(fn.src)
 		got := ""
 		if m != nil {
 			got = string(m[1])

@@ -1,0 +1,324 @@
+// Disks: bootc-image-builder runs per node, on a seed shared by all.
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"strings"
+
+	"dagger/kafka-bootc/bib"
+	"dagger/kafka-bootc/internal/dagger"
+	"dagger/kafka-bootc/nodes"
+
+	"github.com/sourcegraph/conc/pool"
+)
+
+// Disks builds a disk for every node with bootc-image-builder, a few at a
+// time, and returns them as <node>/qcow2/disk.qcow2 (and the other types'
+// paths) with bib's manifests, plus start-vms.sh and remove-vms.sh to run
+// the cluster with virt-install. Each disk installs its node image with the
+// registry reference as upgrade source.
+//
+// Kept for one session only: the disks start from the base, bound and
+// builder images' tags, which move. A rerun with nothing changed reuses
+// the disks from Dagger's layer cache, except in tls mode: each run gives
+// each disk a new key and certificate.
+// +cache="session"
+func (m *KafkaBootc) Disks(
+	ctx context.Context,
+	// Password hash for the disk user (a crypt(3) hash, as openssl passwd
+	// -6 prints), for example env:KAFKA_PASSWORD_HASH. SSH keys are
+	// preferred.
+	// +optional
+	password *dagger.Secret,
+	// How many disks to build at once; each takes gigabytes of disk space.
+	// +default=2
+	parallel int,
+	// The cluster CA's certificate, ca.crt as the ca function writes it:
+	// each disk gets a key and a certificate of its own, signed by it.
+	// Required in tls mode.
+	// +optional
+	caCert *dagger.File,
+	// The cluster CA's private key, for example file:./ca/ca.key. It signs
+	// the node certificates, and goes nowhere else.
+	// +optional
+	caKey *dagger.Secret,
+	// Validity of each node certificate, in days.
+	// +default=365
+	certDays int,
+	// An extra name for a node's certificate, as NODE=NAME, where NAME is a
+	// DNS name or an IP address (repeatable), for example
+	// kafka-broker-1=10.0.0.11.
+	// +optional
+	extraName []string,
+) (*dagger.Directory, error) {
+	c, err := m.cluster()
+	if err != nil {
+		return nil, err
+	}
+	if parallel < 1 {
+		return nil, fmt.Errorf("parallel %d: must be at least 1", parallel)
+	}
+	if c.Registry == "" {
+		return nil, nodes.ErrNoRegistry
+	}
+	issuer, err := newIssuer(ctx, c, caCert, caKey, certDays, extraName)
+	if err != nil {
+		return nil, err
+	}
+	dirs := make([]*dagger.Directory, len(c.Nodes))
+	h := newHandoff()
+	p := pool.New().WithContext(ctx).WithMaxGoroutines(parallel)
+	for i, n := range c.Nodes {
+		p.Go(func(ctx context.Context) error {
+			dir, err := m.disk(ctx, c, n, "", password, issuer, h)
+			if err != nil {
+				return fmt.Errorf("%s: %w", n.Name, err)
+			}
+			// Build it here, so that no more than parallel run at once.
+			dirs[i], err = dir.Sync(ctx)
+			if err != nil {
+				return fmt.Errorf("%s: %w", n.Name, err)
+			}
+			return nil
+		})
+	}
+	if err := p.Wait(); err != nil {
+		return nil, err
+	}
+	out := dag.Directory()
+	for i, n := range c.Nodes {
+		out = out.WithDirectory(n.Name, dirs[i])
+	}
+	return withVMScripts(out, c, c.Nodes)
+}
+
+// Disk builds one node's disk with bootc-image-builder and returns it laid
+// out as <node>/qcow2/disk.qcow2 (and the other types' paths), plus
+// scripts to start and remove the VM.
+//
+// Kept for one session only, as disks: the base, bound and builder images'
+// tags move.
+// +cache="session"
+func (m *KafkaBootc) Disk(
+	ctx context.Context,
+	// Node name, for example kafka-broker-1.
+	node string,
+	// The published node image to install, pinned by digest, as build-all
+	// printed it. When given, the disk holds exactly that image instead of a
+	// rebuild.
+	// +optional
+	image string,
+	// Password hash for the disk user (a crypt(3) hash), for example
+	// env:KAFKA_PASSWORD_HASH.
+	// +optional
+	password *dagger.Secret,
+	// The cluster CA's certificate (ca.crt): the disk gets a new key and
+	// certificate signed by it, which is also how a node's certificate is
+	// renewed. Required in tls mode.
+	// +optional
+	caCert *dagger.File,
+	// The cluster CA's private key, for example file:./ca/ca.key.
+	// +optional
+	caKey *dagger.Secret,
+	// Validity of the node certificate, in days.
+	// +default=365
+	certDays int,
+	// An extra name for the node's certificate, as NODE=NAME, where NAME is
+	// a DNS name or an IP address (repeatable).
+	// +optional
+	extraName []string,
+) (*dagger.Directory, error) {
+	c, err := m.cluster()
+	if err != nil {
+		return nil, err
+	}
+	n, err := c.Node(node)
+	if err != nil {
+		return nil, err
+	}
+	issuer, err := newIssuer(ctx, c, caCert, caKey, certDays, extraName)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := m.disk(ctx, c, n, image, password, issuer, newHandoff())
+	if err != nil {
+		return nil, err
+	}
+	return withVMScripts(dag.Directory().WithDirectory(n.Name, dir), c, []nodes.Node{n})
+}
+
+// disk runs bootc-image-builder for a node: the node image (built, or the
+// published one) and both bound images go into bib's storage under the
+// references that bib and bootc look for. The bound images and the bootc
+// base image come from the seed, loaded once for every node. In tls mode
+// the issuer makes the node's key and certificate, which reach bib inside
+// its config, a secret, and leave only inside the disk.
+func (m *KafkaBootc) disk(ctx context.Context, c *nodes.Cluster, n nodes.Node, published string, password *dagger.Secret, issuer *issuer, h *handoff) (*dagger.Directory, error) {
+	spec := c.Disk
+	if password != nil {
+		hash, err := password.Plaintext(ctx)
+		if err != nil {
+			return nil, err
+		}
+		spec.PasswordHash = strings.TrimSpace(hash)
+		if err := spec.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	if err := spec.CheckLogin(); err != nil {
+		return nil, err
+	}
+	run, archives, err := m.diskRun(ctx, c, n, published, h)
+	if err != nil {
+		return nil, err
+	}
+	config := spec.Config()
+	var key bib.Secret
+	if issuer != nil {
+		nodePEM, keyPEM, err := issuer.node(n)
+		if err != nil {
+			return nil, fmt.Errorf("node certificate: %w", err)
+		}
+		key = bib.NewSecret(keyPEM)
+		config.Customizations.Directories, config.Customizations.Files = nodes.NodeTLSFiles(nodePEM, issuer.ca.CertPEM)
+	}
+	cfg, err := config.TOML()
+	if err != nil {
+		return nil, err
+	}
+	builder := m.builder("kafka-bootc-bib-storage-"+n.Name).
+		WithMountedCache(bib.StoreDir, dag.CacheVolume("kafka-bootc-bib-store")).
+		WithMountedCache(bib.RPMMDDir, dag.CacheVolume("kafka-bootc-bib-rpmmd")).
+		WithDirectory(bib.OutputDir, dag.Directory())
+	if password != nil || issuer != nil {
+		// The node's key must stay out of every log and layer, and a
+		// password hash is nobody's business either.
+		builder = builder.WithMountedSecret(bib.ConfigPath, secretOf("kafka-bootc-bib-config-"+n.Name, cfg))
+	} else {
+		builder = builder.WithNewFile(bib.ConfigPath, string(cfg))
+	}
+	builder = h.bind(builder, run.Images...).WithMountedDirectory(bib.SeedDir, m.seed(run.Seed, archives, h))
+	out := runScript(builder, run.Script()).Directory(bib.OutputDir)
+	if issuer == nil {
+		return out, nil
+	}
+	return scrubManifests(ctx, out, key)
+}
+
+// scrubManifests removes the node's key from bib's manifests, which copy
+// the config's files: the key leaves the builder only inside the disk.
+func scrubManifests(ctx context.Context, out *dagger.Directory, key bib.Secret) (*dagger.Directory, error) {
+	manifests, err := out.Glob(ctx, "manifest-*.json")
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range manifests {
+		text, err := out.File(name).Contents(ctx)
+		if err != nil {
+			return nil, err
+		}
+		scrubbed, _, err := bib.Scrub([]byte(text), key)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		out = out.WithNewFile(name, string(scrubbed))
+	}
+	return out, nil
+}
+
+// diskRun decides what goes into bib's storage for a node: the node's own
+// image, on a seed that holds the bootc base image and the bound images,
+// which every node shares. A node image built here reaches the builder
+// through the handoff registry, after the base. It returns the bound
+// images' containers to load as archives, by archive path.
+func (m *KafkaBootc) diskRun(ctx context.Context, c *nodes.Cluster, n nodes.Node, published string, h *handoff) (bib.Run, map[string]*dagger.Container, error) {
+	stored, err := c.DiskImages(n, published)
+	if err != nil {
+		return bib.Run{}, nil, err
+	}
+	outputs, err := c.Disk.Outputs()
+	if err != nil {
+		return bib.Run{}, nil, err
+	}
+	run := bib.Run{Target: c.Ref(n), Outputs: outputs, Seed: &bib.Seed{}}
+	archives := map[string]*dagger.Container{}
+	for i, img := range stored {
+		bi := bib.Image{Ref: img.Ref, Pull: img.Pull}
+		switch {
+		case img.Node && img.Pull == "":
+			// The base first: pushes that start together cannot mount
+			// from each other, and each would upload its gigabytes.
+			base, err := h.put(ctx, "base", dag.Container().From(c.BaseImage))
+			if err != nil {
+				return bib.Run{}, nil, err
+			}
+			run.Seed.Base = &bib.Image{Pull: base, PlainHTTP: true}
+			ctr, err := m.node(c, n, nil)
+			if err != nil {
+				return bib.Run{}, nil, err
+			}
+			if bi.Pull, err = h.put(ctx, n.Name, ctr); err != nil {
+				return bib.Run{}, nil, err
+			}
+			bi.PlainHTTP = true
+		case img.Pull == "":
+			bi.Archive = path.Join(bib.ImagesDir, fmt.Sprintf("%d.tar", i))
+			archives[bi.Archive] = dag.Container().From(img.Ref)
+		}
+		if img.Node {
+			run.Images = append(run.Images, bi)
+		} else {
+			run.Seed.Images = append(run.Seed.Images, bi)
+		}
+	}
+	return run, archives, nil
+}
+
+// seed runs a seed's script in the builder and returns SeedDir: the
+// archive of a storage that holds the images every node shares. It
+// depends only on the bootc base image, the bound images and the builder,
+// so Dagger makes it once for every node of every role, and keeps it when
+// only the cluster's settings change.
+func (m *KafkaBootc) seed(seed *bib.Seed, archives map[string]*dagger.Container, h *handoff) *dagger.Directory {
+	ctr := m.builder("kafka-bootc-bib-seed").WithDirectory(bib.SeedDir, dag.Directory())
+	// In the images' order: a map's would vary, and with it Dagger's key.
+	for _, img := range seed.Images {
+		if img.Archive != "" {
+			ctr = ctr.WithMountedFile(img.Archive, archives[img.Archive].AsTarball())
+		}
+	}
+	if seed.Base != nil {
+		ctr = h.bind(ctr, *seed.Base)
+	}
+	return runScript(ctr, seed.Script()).Directory(bib.SeedDir)
+}
+
+// builder is the bootc-image-builder image with the named cache volume as
+// its container storage, which one run at a time uses.
+func (m *KafkaBootc) builder(storage string) *dagger.Container {
+	return dag.Container().From(m.Builder).
+		WithMountedCache(bib.Storage, dag.CacheVolume(storage),
+			dagger.ContainerWithMountedCacheOpts{Sharing: dagger.CacheSharingModeLocked})
+}
+
+// runScript runs a builder script as root with the privileges that podman
+// and bib need.
+func runScript(builder *dagger.Container, script string) *dagger.Container {
+	return builder.WithExec([]string{"sh", "-c", script},
+		dagger.ContainerWithExecOpts{InsecureRootCapabilities: true})
+}
+
+// withVMScripts adds the scripts that start and remove the nodes' VMs.
+func withVMScripts(dir *dagger.Directory, c *nodes.Cluster, ns []nodes.Node) (*dagger.Directory, error) {
+	outputs, err := c.Disk.Outputs()
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range bib.VMScripts(c.VMs(ns), outputs) {
+		dir = dir.WithNewFile(s.Name, string(s.Content), dagger.DirectoryWithNewFileOpts{Permissions: 0o755})
+	}
+	return dir, nil
+}

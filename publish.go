@@ -1,0 +1,161 @@
+// Publishing: build-all builds every node image and pushes it, in waves.
+
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"dagger/kafka-bootc/internal/dagger"
+	"dagger/kafka-bootc/nodes"
+
+	"github.com/sourcegraph/conc/pool"
+)
+
+// BuildAll builds every node image concurrently and publishes each to
+// <registry>/<node>:<tag>: first one node, then the first of the other
+// role, then all the others at once, so that the registry receives each
+// shared layer once and later pushes mount it. It returns one line per
+// node with the published reference pinned by digest: what nodes will
+// run, whatever the tag later points to. Without a registry it builds and
+// checks every image and says that nothing was published. Every failing
+// node is reported, not only the first. With --signing-key it signs each
+// published digest with cosign and attaches an SBOM (SPDX, from syft) as a
+// signed attestation, and says so on the node's line.
+//
+// Never cached: it writes to a registry, which may have lost an image
+// since the last run, and it starts from tags that move. Reruns stay cheap
+// all the same: unchanged layers come from Dagger's layer cache, and the
+// registry is only asked whether it has them.
+// +cache="never"
+func (m *KafkaBootc) BuildAll(
+	ctx context.Context,
+	// Registry user name; give it with --password.
+	// +optional
+	username string,
+	// Registry password or token, for example env:QUAY_TOKEN.
+	// +optional
+	password *dagger.Secret,
+	// A registry running as a Dagger service that stands in for the
+	// registry's host: node images are published to it, and a base image
+	// on that host is pulled from it (used by tests). Give --registry as
+	// localhost:PORT/NAMESPACE: the service takes over the host name only,
+	// and Dagger speaks plain HTTP to localhost alone.
+	// +optional
+	registryService *dagger.Service,
+	// cosign private key that signs every published digest, for example
+	// env:COSIGN_KEY (cosign.key, as cosign generate-key-pair writes it). The
+	// signatures go next to the images, where podman, skopeo and bootc look
+	// for them.
+	// +optional
+	signingKey *dagger.Secret,
+	// Password of --signing-key, for example env:COSIGN_PASSWORD; leave it
+	// out for a key without one.
+	// +optional
+	signingPassword *dagger.Secret,
+	// During a key rotation: the public key that the running nodes trust
+	// now (old.pub), while --signing-public-key is the new one that the
+	// images carry. --signing-key must then be the old private key, so that
+	// the nodes take the images that bring them the new key.
+	// +optional
+	trustedPublicKey *dagger.File,
+) (string, error) {
+	c, err := m.cluster()
+	if err != nil {
+		return "", err
+	}
+	if (username == "") != (password == nil) {
+		return "", errors.New("registry credentials: give both --username and --password, or neither")
+	}
+	if c.Registry == "" && password != nil {
+		return "", errors.New("registry credentials: given without --registry; there is nowhere to publish")
+	}
+	var sign *signer
+	switch {
+	case signingKey == nil && signingPassword != nil:
+		return "", errors.New("signing password: given without --signing-key")
+	case signingKey != nil && c.Registry == "":
+		return "", errors.New("signing key: given without --registry: only published images are signed")
+	case trustedPublicKey != nil && (signingKey == nil || c.SigningPublicKey == ""):
+		return "", errors.New("trusted public key: it names the key the nodes trust during a rotation; give it with --signing-key and --signing-public-key")
+	case signingKey != nil:
+		// The nodes take only images signed with the key they trust: the
+		// images' own key, or during a rotation the one before it.
+		trusted := c.SigningPublicKey
+		if trustedPublicKey != nil {
+			if trusted, err = trustedPublicKey.Contents(ctx); err != nil {
+				return "", fmt.Errorf("trusted public key: %w", err)
+			}
+			if err := nodes.CheckSigningPublicKey(trusted); err != nil {
+				return "", fmt.Errorf("trusted %w", err)
+			}
+		}
+		// Checked before anything is built or published.
+		if sign, err = newSigner(ctx, c, trusted, signingKey, signingPassword, username, password, registryService); err != nil {
+			return "", err
+		}
+	}
+	// Every node is built at once; the publishes follow in waves, so that
+	// the registry receives each layer once (see nodes.PublishWaves).
+	// Results go by index: pools finish in any order.
+	ctrs := make([]*dagger.Container, len(c.Nodes))
+	errs := make([]error, len(c.Nodes))
+	lines := make([]string, len(c.Nodes))
+	index := map[string]int{}
+	built := pool.New()
+	for i, n := range c.Nodes {
+		index[n.Name] = i
+		built.Go(func() {
+			ctrs[i], errs[i] = m.node(c, n, registryService)
+			if errs[i] == nil {
+				ctrs[i], errs[i] = ctrs[i].Sync(ctx)
+				lines[i] = n.Name + " built"
+			}
+		})
+	}
+	built.Wait()
+	if c.Registry != "" {
+		for _, wave := range c.PublishWaves() {
+			published := pool.New()
+			for _, n := range wave {
+				i := index[n.Name]
+				if errs[i] != nil {
+					continue
+				}
+				published.Go(func() {
+					ctr := ctrs[i]
+					if password != nil {
+						ctr = ctr.WithRegistryAuth(c.Host(), username, password)
+					}
+					ref, err := ctr.Publish(ctx, c.Ref(n), dagger.ContainerPublishOpts{RegistryService: registryService})
+					if err != nil {
+						errs[i] = fmt.Errorf("publish %s: %w", c.Ref(n), err)
+						return
+					}
+					lines[i] = n.Name + " " + ref
+					if sign != nil {
+						if errs[i] = sign.signAndAttest(ctx, ref, ctrs[i]); errs[i] == nil {
+							lines[i] += " signed, SBOM attached"
+						}
+					}
+				})
+			}
+			published.Wait()
+		}
+	}
+	var failed []error
+	for i, err := range errs {
+		if err != nil {
+			failed = append(failed, fmt.Errorf("%s: %w", c.Nodes[i].Name, err))
+		}
+	}
+	if err := errors.Join(failed...); err != nil {
+		return "", err
+	}
+	if c.Registry == "" {
+		lines = append(lines, "nothing was published: no --registry given")
+	}
+	return strings.Join(lines, "\n") + "\n", nil
+}

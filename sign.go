@@ -1,0 +1,154 @@
+// Signing: cosign signs published digests and attaches syft's SBOMs.
+
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"dagger/kafka-bootc/internal/dagger"
+	"dagger/kafka-bootc/nodes"
+)
+
+// cosignModule is the cosign that signs, built from its Go module, and
+// goImage what builds it.
+const (
+	cosignModule = "github.com/sigstore/cosign/v2/cmd/cosign@v2.6.1"
+	// syftModule makes the SBOMs. Its rpmdb cataloger also looks in
+	// /usr/share/rpm, where ostree-based images such as centos-bootc keep
+	// the rpmdb (anchore/syft#1756; older syft looked in /var/lib/rpm only).
+	syftModule = "github.com/anchore/syft/cmd/syft@v1.57.1"
+	goImage    = "docker.io/library/golang:1.26"
+	// registryAlias is the name a registry service is bound under in the
+	// signing container: "localhost" is the container's own.
+	registryAlias = "kafka-bootc-registry"
+)
+
+// signer signs published digests with cosign.
+type signer struct {
+	tool *dagger.Container
+	// via is the host cosign reaches a registry service at, or empty.
+	via string
+}
+
+// newSigner makes the cosign container with the key, its password and the
+// registry's credentials, all as secrets, and checks that cosign can read
+// the key and that it matches trusted, the public key that the nodes
+// trust, if there is one.
+func newSigner(ctx context.Context, c *nodes.Cluster, trusted string, key, password *dagger.Secret, username string, registryPassword *dagger.Secret, registryService *dagger.Service) (*signer, error) {
+	tool := goTool(cosignModule).WithSecretVariable("COSIGN_KEY", key)
+	if password != nil {
+		tool = tool.WithSecretVariable("COSIGN_PASSWORD", password)
+	} else {
+		tool = tool.WithEnvVariable("COSIGN_PASSWORD", "")
+	}
+	// An exec that fails would hide this message behind its exit code.
+	read := tool.WithExec([]string{"cosign", "public-key", "--key", "env://COSIGN_KEY"}, dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny})
+	code, err := read.ExitCode(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if code != 0 {
+		stderr, _ := read.Stderr(ctx)
+		lines := strings.Split(strings.TrimSpace(stderr), "\n")
+		return nil, fmt.Errorf("signing key: cosign cannot open it as a cosign private key with the given --signing-password (%s)", lines[len(lines)-1])
+	}
+	pub, err := read.Stdout(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if trusted != "" {
+		same, err := nodes.SamePublicKey(pub, trusted)
+		if err != nil {
+			return nil, fmt.Errorf("signing key: its public key: %w", err)
+		}
+		if !same {
+			return nil, errors.New("signing key: does not match the public key that the nodes trust (--signing-public-key, or --trusted-public-key during a rotation): they would refuse every image it signs")
+		}
+	}
+	s := &signer{tool: tool.WithNewFile("/kafka-bootc/cosign.pub", pub)}
+	if registryPassword != nil {
+		secret, err := registryPassword.Plaintext(ctx)
+		if err != nil {
+			return nil, err
+		}
+		auth, err := nodes.RegistryAuthConfig(c.Host(), username, secret)
+		if err != nil {
+			return nil, err
+		}
+		s.tool = s.tool.WithMountedSecret("/root/.docker/config.json", secretOf("kafka-bootc-cosign-auth", auth))
+	}
+	if registryService != nil {
+		_, port, _ := strings.Cut(c.Host(), ":")
+		s.via = registryAlias
+		if port != "" {
+			s.via += ":" + port
+		}
+		s.tool = s.tool.WithServiceBinding(registryAlias, registryService)
+	}
+	return s, nil
+}
+
+// goTool is a Go program built from its module, at the version named.
+func goTool(module string) *dagger.Container {
+	return dag.Container().From(goImage).
+		WithMountedCache("/go/pkg/mod", dag.CacheVolume("kafka-bootc-go-mod")).
+		WithMountedCache("/root/.cache/go-build", dag.CacheVolume("kafka-bootc-go-build")).
+		WithEnvVariable("GOBIN", "/usr/local/bin").
+		WithExec([]string{"go", "install", module}).
+		WithoutMount("/go/pkg/mod").
+		WithoutMount("/root/.cache/go-build")
+}
+
+// signAndAttest signs a digest that build-all published, and attaches an
+// SBOM of image: SPDX JSON from syft, as an attestation signed with the
+// key. Each step runs every time, since the registry may have lost what an
+// earlier run wrote, and writes only what cosign does not find signed by
+// the key.
+func (s *signer) signAndAttest(ctx context.Context, published string, image *dagger.Container) error {
+	ref, err := nodes.CosignTarget(published, s.via)
+	if err != nil {
+		return err
+	}
+	run := s.tool.WithEnvVariable("KAFKA_BOOTC_SIGNING_RUN", time.Now().Format(time.RFC3339Nano))
+	// found runs a cosign check with the key; the signatures go to no
+	// transparency log (see CosignSignArgs).
+	found := func(check ...string) (bool, error) {
+		argv := append(append([]string{"cosign"}, check...), "--key", "/kafka-bootc/cosign.pub", "--insecure-ignore-tlog=true")
+		argv = append(append(argv, ref.Transport...), ref.Target)
+		code, err := run.WithExec(argv, dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny}).ExitCode(ctx)
+		return code == 0, err
+	}
+
+	signed, err := found("verify")
+	if err != nil {
+		return fmt.Errorf("checking the signature of %s: %w", published, err)
+	}
+	if !signed {
+		args := append(append([]string{"cosign"}, nodes.CosignSignArgs("env://COSIGN_KEY")...), ref.Transport...)
+		args = append(append(args, ref.Identity...), ref.Target)
+		if _, err := run.WithExec(args).Sync(ctx); err != nil {
+			return fmt.Errorf("signing %s: %w", published, err)
+		}
+	}
+
+	attested, err := found("verify-attestation", "--type", "spdxjson")
+	if err != nil {
+		return fmt.Errorf("checking the SBOM of %s: %w", published, err)
+	}
+	if attested {
+		return nil
+	}
+	sbom := goTool(syftModule).
+		WithMountedFile("/kafka-bootc/image.tar", image.AsTarball()).
+		WithExec([]string{"syft", "scan", "oci-archive:/kafka-bootc/image.tar", "--output", "spdx-json=/kafka-bootc/sbom.spdx.json"}).
+		File("/kafka-bootc/sbom.spdx.json")
+	args := append(append([]string{"cosign"}, nodes.CosignAttestArgs("env://COSIGN_KEY", "/kafka-bootc/sbom.spdx.json")...), ref.Transport...)
+	if _, err := run.WithMountedFile("/kafka-bootc/sbom.spdx.json", sbom).WithExec(append(args, ref.Target)).Sync(ctx); err != nil {
+		return fmt.Errorf("attaching the SBOM of %s: %w", published, err)
+	}
+	return nil
+}
