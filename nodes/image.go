@@ -116,7 +116,8 @@ func (c *Cluster) RoleImage(r Role) (Image, error) {
 		files = append(files,
 			File{Path: serverPropertiesSrc, Content: c.serverProperties(), Mode: 0o644},
 			File{Path: clientPropertiesSrc, Content: c.clientProperties(), Mode: 0o644},
-			File{Path: exporterWebSrc, Content: exporterWebConfig(), Mode: 0o644})
+			File{Path: exporterWebSrc, Content: exporterWebConfig(), Mode: 0o644},
+			File{Path: TLSToolPath, Content: []byte(tlsTool), Mode: 0o755})
 	}
 	signing, err := c.signingFiles()
 	if err != nil {

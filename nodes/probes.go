@@ -86,6 +86,47 @@ var (
 	ActionRollback = []string{bootcPath, "rollback"}
 )
 
+// The TLS files that renew-certificates and trust replace on a running
+// node, by their names in the node's TLS directory.
+const (
+	NodePEMFile = "node.pem"
+	CACertFile  = "ca.crt"
+)
+
+// TLSToolPath is the role image's tool that installs a node's new TLS
+// files (see tlsTool); sudoers allows it exactly the commands below.
+const TLSToolPath = "/usr/libexec/kafka-bootc/tls"
+
+// The steps of a certificate renewal or a trust rollout on a node, all as
+// root: install a new file read from standard input, keeping the one it
+// replaces; put that one back; print the trust store.
+func InstallTLS(file string) []string { return []string{TLSToolPath, "install", file} }
+func RestoreTLS(file string) []string { return []string{TLSToolPath, "restore", file} }
+
+// ActionShowTrust prints the node's trust store, its CA certificates.
+var ActionShowTrust = []string{TLSToolPath, "show", CACertFile}
+
+// Restarts are the commands that restart the units of a node of the role
+// that read its TLS files: Kafka and node-exporter, whose units create
+// their podman secrets from the files at every start.
+func Restarts(r Role) [][]string {
+	return [][]string{
+		{"/usr/bin/systemctl", "restart", r.Unit() + ".service"},
+		{"/usr/bin/systemctl", "restart", ExporterUnit + ".service"},
+	}
+}
+
+// tlsSteps are every root command of a renewal or trust rollout on a node
+// of the role.
+func tlsSteps(r Role) [][]string {
+	steps := [][]string{
+		InstallTLS(NodePEMFile), InstallTLS(CACertFile),
+		RestoreTLS(NodePEMFile), RestoreTLS(CACertFile),
+		ActionShowTrust,
+	}
+	return append(steps, Restarts(r)...)
+}
+
 // Probe finds the role's probe of the given name.
 func (c *Cluster) Probe(r Role, name string) (Probe, bool) {
 	for _, p := range c.Probes(r) {
@@ -113,10 +154,12 @@ func AsRoot(argv []string) []string {
 
 // sudoers is the role image's sudoers drop-in: members of wheel, as the
 // disk user is, may run the role's root probes and the rollout's steps as
-// root without a password, and nothing else that they could not run
-// before. The disk user logs in with a key and may have no password to
+// root without a password, and, in tls mode, the steps that renew the
+// node's certificate or its trust store; nothing else that they could not
+// run before. The disk user logs in with a key and may have no password to
 // give sudo. The steps only ever move a node to what its registry serves
-// under its tag, or back.
+// under its tag, or back, and install TLS files that the caller hands over
+// (which a member of wheel could not read: the node's key stays root's).
 func (c *Cluster) sudoers(r Role) []byte {
 	var probes []string
 	for _, p := range c.Probes(r) {
@@ -128,12 +171,22 @@ func (c *Cluster) sudoers(r Role) []byte {
 	for _, a := range [][]string{ActionStage, ActionReboot, ActionRollback} {
 		steps = append(steps, sudoersCommand(a))
 	}
-	return fmt.Appendf(nil, `# kafka-bootc's health checks and rollout steps, rendered by kafka-bootc:
+	aliases := []string{"KAFKA_BOOTC_PROBES", "KAFKA_BOOTC_STEPS"}
+	tls := ""
+	if c.TLS {
+		var cmds []string
+		for _, a := range tlsSteps(r) {
+			cmds = append(cmds, sudoersCommand(a))
+		}
+		tls = "Cmnd_Alias KAFKA_BOOTC_TLS = " + strings.Join(cmds, ", \\\n\t") + "\n"
+		aliases = append(aliases, "KAFKA_BOOTC_TLS")
+	}
+	return fmt.Appendf(nil, `# kafka-bootc's health checks, rollout and TLS steps, rendered by kafka-bootc:
 # members of wheel may run exactly these commands as root without a password.
 Cmnd_Alias KAFKA_BOOTC_PROBES = %s
 Cmnd_Alias KAFKA_BOOTC_STEPS = %s
-%%wheel ALL=(root) NOPASSWD: KAFKA_BOOTC_PROBES, KAFKA_BOOTC_STEPS
-`, strings.Join(probes, ", \\\n\t"), strings.Join(steps, ", \\\n\t"))
+%s%%wheel ALL=(root) NOPASSWD: %s
+`, strings.Join(probes, ", \\\n\t"), strings.Join(steps, ", \\\n\t"), tls, strings.Join(aliases, ", "))
 }
 
 // sudoersCommand writes a command as a sudoers rule matches it: exactly

@@ -73,3 +73,83 @@ func TestProbesRunKafkasToolsAgainstTheNodeItself(t *testing.T) {
 		}
 	}
 }
+
+// allowed lists the commands that a sudoers drop-in allows, as sudoers
+// reads its Cmnd_Alias lines: continuation lines joined, commands split at
+// unescaped commas.
+func allowed(t *testing.T, dropIn []byte) []string {
+	t.Helper()
+	text := strings.ReplaceAll(string(dropIn), "\\\n", "")
+	var out []string
+	for _, line := range strings.Split(text, "\n") {
+		_, cmds, ok := strings.Cut(line, " = ")
+		if !strings.HasPrefix(line, "Cmnd_Alias ") || !ok {
+			continue
+		}
+		start := 0
+		for i := range len(cmds) {
+			if cmds[i] == ',' && (i == 0 || cmds[i-1] != '\\') {
+				out = append(out, strings.TrimSpace(cmds[start:i]))
+				start = i + 1
+			}
+		}
+		out = append(out, strings.TrimSpace(cmds[start:]))
+	}
+	return out
+}
+
+// TestSudoersAllowsTheTLSStepsInTLSModeOnly: the drop-in that renewal and
+// trust rely on, command by command, and nothing of it in plaintext mode.
+func TestSudoersAllowsTheTLSStepsInTLSModeOnly(t *testing.T) {
+	visudo, err := exec.LookPath("visudo")
+	if err != nil {
+		t.Skip("skipped: visudo (Debian's sudo) is not installed")
+	}
+	plain := Default()
+	plain.Security = SecurityPlaintext
+	for _, s := range []Spec{Default(), plain} {
+		c := plan(t, s)
+		for _, r := range Roles {
+			drop := c.sudoers(r)
+			file := filepath.Join(t.TempDir(), "kafka-bootc")
+			os.WriteFile(file, drop, 0o440)
+			if out, err := exec.Command(visudo, "-c", "-f", file).CombinedOutput(); err != nil {
+				t.Fatalf("%s %s: visudo refuses the drop-in: %v\n%s\n%s", s.Security, r, err, out, drop)
+			}
+			got := allowed(t, drop)
+			var tls []string
+			for _, cmd := range got {
+				if strings.Contains(cmd, "/tls ") || strings.Contains(cmd, " restart ") {
+					tls = append(tls, cmd)
+				}
+			}
+			want := []string{
+				"/usr/libexec/kafka-bootc/tls install node.pem",
+				"/usr/libexec/kafka-bootc/tls install ca.crt",
+				"/usr/libexec/kafka-bootc/tls restore node.pem",
+				"/usr/libexec/kafka-bootc/tls restore ca.crt",
+				"/usr/libexec/kafka-bootc/tls show ca.crt",
+				"/usr/bin/systemctl restart kafka-" + string(r) + ".service",
+				"/usr/bin/systemctl restart prometheus.service",
+			}
+			if s.Security == SecurityPlaintext {
+				want = nil
+			}
+			if !slices.Equal(tls, want) {
+				t.Errorf("%s %s: the drop-in allows these TLS steps:\n%s\nwant:\n%s", s.Security, r, strings.Join(tls, "\n"), strings.Join(want, "\n"))
+			}
+			if steps := 3 + len(want); len(got) != len(c.rootProbes(r))+steps {
+				t.Errorf("%s %s: the drop-in allows %d commands, want %d probes and %d steps:\n%s", s.Security, r, len(got), len(c.rootProbes(r)), steps, drop)
+			}
+		}
+	}
+}
+
+func (c *Cluster) rootProbes(r Role) (out []Probe) {
+	for _, p := range c.Probes(r) {
+		if p.Root {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -44,8 +44,11 @@ const (
 type CA struct {
 	Cert *x509.Certificate
 	Key  crypto.Signer
-	// CertPEM is the CA certificate as given.
+	// CertPEM is the CA's own certificate.
 	CertPEM []byte
+	// TrustPEM is what nodes and clients trust: the CA's certificate, or
+	// the whole bundle it was given in during a CA rotation.
+	TrustPEM []byte
 }
 
 // NewCA makes a CA: a self-signed certificate for signing only, valid for
@@ -74,18 +77,33 @@ func NewCA(commonName string, days int, now time.Time) (certPEM, keyPEM []byte, 
 }
 
 // LoadCA reads a CA certificate and its key, both PEM, and checks that the
-// certificate is a CA that may sign now and that the key is its own. Errors
-// name "ca cert" or "ca key" and the rule broken; they never quote the key.
+// certificate is a CA that may sign now and that the key is its own.
+// certPEM may be a trust bundle of several CA certificates, as during a CA
+// rotation: the one whose key is given signs, and the bundle is what the
+// certificates it issues come with as their trust store. Errors name "ca
+// cert" or "ca key" and the rule broken; they never quote the key.
 func LoadCA(certPEM, keyPEM []byte, now time.Time) (*CA, error) {
-	cert, err := ParseCertificate(certPEM)
+	bundle, err := ParseTrustBundle(certPEM)
 	if err != nil {
-		return nil, fmt.Errorf("ca cert: %w", err)
+		return nil, err
 	}
-	if !cert.BasicConstraintsValid || !cert.IsCA {
-		return nil, fmt.Errorf("ca cert %q: is not a CA certificate (basic constraints CA:TRUE)", cert.Subject)
+	key, err := ParsePrivateKey(keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("ca key: %w", err)
 	}
-	if cert.KeyUsage != 0 && cert.KeyUsage&x509.KeyUsageCertSign == 0 {
-		return nil, fmt.Errorf("ca cert %q: its key usage does not allow signing certificates", cert.Subject)
+	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
+	var cert *x509.Certificate
+	for _, c := range bundle {
+		if ok && pub.Equal(c.PublicKey) {
+			cert = c
+			break
+		}
+	}
+	if cert == nil {
+		if len(bundle) == 1 {
+			return nil, fmt.Errorf("ca key: does not match the CA certificate %q", bundle[0].Subject)
+		}
+		return nil, fmt.Errorf("ca key: matches none of the %d CA certificates of the bundle", len(bundle))
 	}
 	if now.After(cert.NotAfter) {
 		return nil, fmt.Errorf("ca cert %q: expired on %s; make a new CA with the ca function", cert.Subject, cert.NotAfter.UTC().Format(time.DateOnly))
@@ -93,18 +111,68 @@ func LoadCA(certPEM, keyPEM []byte, now time.Time) (*CA, error) {
 	if now.Before(cert.NotBefore) {
 		return nil, fmt.Errorf("ca cert %q: not valid before %s", cert.Subject, cert.NotBefore.UTC().Format(time.RFC3339))
 	}
-	if err := checkPublicKey(cert.PublicKey); err != nil {
-		return nil, fmt.Errorf("ca cert: %w", err)
+	own := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})
+	trust := own
+	if len(bundle) > 1 {
+		trust = certPEM
 	}
-	key, err := ParsePrivateKey(keyPEM)
-	if err != nil {
-		return nil, fmt.Errorf("ca key: %w", err)
+	return &CA{Cert: cert, Key: key, CertPEM: own, TrustPEM: trust}, nil
+}
+
+// ParseTrustBundle reads a trust store: one or more CA certificates in PEM,
+// each able to sign certificates. Errors name "ca cert" and the rule.
+func ParseTrustBundle(data []byte) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
+	for rest := data; ; {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("ca cert: holds a PEM %q block; a CA file or bundle holds CERTIFICATE blocks only", block.Type)
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("ca cert: block %d is not an X.509 certificate: %w", len(certs)+1, err)
+		}
+		if !cert.BasicConstraintsValid || !cert.IsCA {
+			return nil, fmt.Errorf("ca cert %q: is not a CA certificate (basic constraints CA:TRUE)", cert.Subject)
+		}
+		if cert.KeyUsage != 0 && cert.KeyUsage&x509.KeyUsageCertSign == 0 {
+			return nil, fmt.Errorf("ca cert %q: its key usage does not allow signing certificates", cert.Subject)
+		}
+		if err := checkPublicKey(cert.PublicKey); err != nil {
+			return nil, fmt.Errorf("ca cert: %w", err)
+		}
+		certs = append(certs, cert)
 	}
-	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
-	if !ok || !pub.Equal(cert.PublicKey) {
-		return nil, fmt.Errorf("ca key: does not match the CA certificate %q", cert.Subject)
+	if len(certs) == 0 {
+		return nil, errors.New("ca cert: is not PEM (a file starting -----BEGIN CERTIFICATE-----)")
 	}
-	return &CA{Cert: cert, Key: key, CertPEM: certPEM}, nil
+	return certs, nil
+}
+
+// Trusts reports whether a trust bundle holds the CA's certificate.
+func Trusts(bundle []*x509.Certificate, ca *x509.Certificate) bool {
+	for _, c := range bundle {
+		if c.Equal(ca) {
+			return true
+		}
+	}
+	return false
+}
+
+// Verify checks that cert was signed by one of the bundle's CAs and is
+// valid at now, for the usage of a node: server and client authentication.
+func Verify(cert *x509.Certificate, bundle []*x509.Certificate, now time.Time) error {
+	roots := x509.NewCertPool()
+	for _, c := range bundle {
+		roots.AddCert(c)
+	}
+	_, err := cert.Verify(x509.VerifyOptions{Roots: roots, CurrentTime: now,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}})
+	return err
 }
 
 // ParseCertificate reads the first certificate of a PEM file.
