@@ -264,3 +264,69 @@ func TestEncryptedKeysAreRefusedWithoutEcho(t *testing.T) {
 		t.Fatalf("error %v", err)
 	}
 }
+
+// TestACAInABundleSignsWithItsOwnKeyAndTrustsTheBundle: during a CA
+// rotation, --ca-cert is the bundle of old and new CA; the key given picks
+// the CA that signs, and what it issues is trusted by the whole bundle.
+func TestACAInABundleSignsWithItsOwnKeyAndTrustsTheBundle(t *testing.T) {
+	now := time.Now()
+	oldCert, oldKey, _ := NewCA("old CA", 3650, now)
+	newCert, newKey, _ := NewCA("new CA", 3650, now)
+	bundle := append(append([]byte{}, oldCert...), newCert...)
+	for _, tc := range []struct {
+		name string
+		key  []byte
+		want string
+	}{{"the new key", newKey, "new CA"}, {"the old key", oldKey, "old CA"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ca, err := LoadCA(bundle, tc.key, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ca.Cert.Subject.CommonName != tc.want {
+				t.Errorf("signs as %q, want %q", ca.Cert.Subject.CommonName, tc.want)
+			}
+			if string(ca.TrustPEM) != string(bundle) {
+				t.Errorf("trust store is not the bundle")
+			}
+			certPEM, _, err := ca.Issue(Identity{Subject: pkix.Name{CommonName: "n"}, DNSNames: []string{"n"}, Server: true, Days: 30}, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cert, _ := ParseCertificate(certPEM)
+			trust, err := ParseTrustBundle(ca.TrustPEM)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := Verify(cert, trust, now); err != nil {
+				t.Errorf("the bundle does not verify what it signed: %v", err)
+			}
+			if !Trusts(trust, ca.Cert) {
+				t.Errorf("Trusts: the bundle does not hold its signer")
+			}
+			own, _ := ParseTrustBundle(oldCert)
+			if tc.want == "new CA" && Verify(cert, own, now) == nil {
+				t.Errorf("the old CA alone verifies a certificate of the new one")
+			}
+		})
+	}
+	single, err := LoadCA(oldCert, oldKey, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(single.TrustPEM) != string(oldCert) || string(single.CertPEM) != string(oldCert) {
+		t.Errorf("a single CA's trust store is not its certificate")
+	}
+	_, strayKey, _ := NewCA("stray", 3650, now)
+	if _, err := LoadCA(bundle, strayKey, now); err == nil || err.Error() != "ca key: matches none of the 2 CA certificates of the bundle" {
+		t.Errorf("a key of neither CA: %v", err)
+	}
+	ca, _ := LoadCA(oldCert, oldKey, now)
+	leaf, _, _ := ca.Issue(Identity{Subject: pkix.Name{CommonName: "leaf"}, Days: 30}, now)
+	if _, err := ParseTrustBundle(append(append([]byte{}, oldCert...), leaf...)); err == nil || !strings.Contains(err.Error(), `ca cert "CN=leaf": is not a CA certificate`) {
+		t.Errorf("a bundle with a leaf: %v", err)
+	}
+	if _, err := ParseTrustBundle([]byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")); err == nil || strings.Contains(err.Error(), "AAAA") {
+		t.Errorf("a key as a bundle: %v", err)
+	}
+}

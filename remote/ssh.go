@@ -123,6 +123,37 @@ func knownHosts(content []byte) (ssh.HostKeyCallback, error) {
 // word quoted for the login shell, and returns its standard output. When
 // the command fails, the error holds its exit status and standard error.
 func (s *SSH) Run(ctx context.Context, host string, argv []string) ([]byte, error) {
+	return s.run(ctx, host, argv, nil)
+}
+
+// RunInput runs argv as Run does, with stdin as its standard input: how a
+// file's content reaches a node, a key among them, without ever being on
+// a command line. Errors hold the command and its standard error, never
+// its input.
+func (s *SSH) RunInput(ctx context.Context, host string, argv []string, stdin []byte) ([]byte, error) {
+	return s.run(ctx, host, argv, stdin)
+}
+
+// Dial opens a TCP connection to addr as the node at host sees it, through
+// the node's SSH server, as ssh -L does: the node's own listeners are
+// reached at localhost, wherever the caller sits.
+func (s *SSH) Dial(ctx context.Context, host, addr string) (net.Conn, error) {
+	client, err := s.client(ctx, host)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := client.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		var refused *ssh.OpenChannelError
+		if !errors.As(err, &refused) {
+			s.drop(host, client)
+		}
+		return nil, fmt.Errorf("%s: connecting to %s on the node: %w", host, addr, err)
+	}
+	return conn, nil
+}
+
+func (s *SSH) run(ctx context.Context, host string, argv []string, stdin []byte) ([]byte, error) {
 	client, err := s.client(ctx, host)
 	if err != nil {
 		return nil, err
@@ -152,6 +183,9 @@ func (s *SSH) Run(ctx context.Context, host string, argv []string) ([]byte, erro
 	defer session.Close()
 	var stdout, stderr bytes.Buffer
 	session.Stdout, session.Stderr = &stdout, &stderr
+	if stdin != nil {
+		session.Stdin = bytes.NewReader(stdin)
+	}
 	done := make(chan error, 1)
 	go func() { done <- session.Run(shellJoin(argv)) }()
 	select {

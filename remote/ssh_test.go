@@ -3,6 +3,8 @@ package remote
 import (
 	"bytes"
 	"context"
+	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -120,4 +122,69 @@ func TestANodeThatRebootedIsDialledAnew(t *testing.T) {
 		}
 	}
 	t.Errorf("still failing after the node came back: %v", last)
+}
+
+// TestRunInputHandsOverContentNotArguments: the input reaches the
+// command's standard input whole, and a failing command's error holds its
+// standard error but not its input.
+func TestRunInputHandsOverContentNotArguments(t *testing.T) {
+	d := startSSHD(t)
+	s, err := client(t, d, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := []byte("-----BEGIN PRIVATE KEY-----\nsecret\n-----END PRIVATE KEY-----\n")
+	out, err := s.RunInput(context.Background(), d.Addr, []string{"sh", "-c", "cat; echo \"args: $#\""}, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out) != string(secret)+"args: 0\n" {
+		t.Errorf("output %q", out)
+	}
+	_, err = s.RunInput(context.Background(), d.Addr, []string{"sh", "-c", "cat >/dev/null; echo refused >&2; exit 1"}, secret)
+	if err == nil || !strings.Contains(err.Error(), "refused") || strings.Contains(err.Error(), "secret") {
+		t.Errorf("failing command: %v", err)
+	}
+}
+
+// TestDialReachesTheNodesOwnListener: a connection to a port as the node
+// sees it, through its sshd; a port where nothing listens is an error that
+// names it, and the SSH connection stays usable.
+func TestDialReachesTheNodesOwnListener(t *testing.T) {
+	d := startSSHD(t)
+	s, err := client(t, d, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		c, err := l.Accept()
+		if err == nil {
+			c.Write([]byte("hello from the node\n"))
+			c.Close()
+		}
+	}()
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	conn, err := s.Dial(context.Background(), d.Addr, "localhost:"+port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(conn)
+	conn.Close()
+	if string(got) != "hello from the node\n" {
+		t.Errorf("read %q", got)
+	}
+	free, _ := net.Listen("tcp", "127.0.0.1:0")
+	_, closed, _ := net.SplitHostPort(free.Addr().String())
+	free.Close()
+	if _, err := s.Dial(context.Background(), d.Addr, "localhost:"+closed); err == nil || !strings.Contains(err.Error(), "connecting to localhost:"+closed+" on the node") {
+		t.Errorf("a closed port: %v", err)
+	}
+	if _, err := s.Run(context.Background(), d.Addr, []string{"true"}); err != nil {
+		t.Errorf("after a refused forward: %v", err)
+	}
 }
