@@ -6,6 +6,7 @@ package health
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"slices"
@@ -49,6 +50,11 @@ type Row struct {
 	// URP counts the under-replicated partitions that this broker leads;
 	// -1 for a controller, or when the partitions could not be read.
 	URP int
+	// Cert is the certificate that the node's Kafka listener presents, in
+	// tls mode, when the Runner is a Dialer; CertErr says why it could not
+	// be read.
+	Cert    *x509.Certificate
+	CertErr error
 }
 
 // Report is the state of the whole cluster.
@@ -58,6 +64,8 @@ type Report struct {
 	Leader int
 	// Problems say what makes the cluster unhealthy, one line each.
 	Problems []string
+	// At is when the nodes were read.
+	At time.Time
 }
 
 // Healthy reports whether the checks found nothing wrong.
@@ -84,6 +92,7 @@ func Check(ctx context.Context, run Runner, c *nodes.Cluster, ns []Node) Report 
 		defer cancel()
 		return RunProbe(ctx, run, c, n, name)
 	}
+	now := time.Now()
 	rows := make([]Row, len(ns))
 	p := pool.New()
 	for i, n := range ns {
@@ -104,12 +113,17 @@ func Check(ctx context.Context, run Runner, c *nodes.Cluster, ns []Node) Report 
 			if row.Unit = strings.TrimSpace(string(out)); row.Unit == "" {
 				row.Unit = "unknown"
 			}
+			if d, ok := run.(Dialer); ok && c.TLS && row.Unit == "active" {
+				ctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
+				row.Cert, row.CertErr = ReadCertificate(ctx, d, c, n)
+				cancel()
+			}
 			rows[i] = row
 		})
 	}
 	p.Wait()
 
-	rep := Report{Rows: rows, Leader: -1}
+	rep := Report{Rows: rows, Leader: -1, At: now}
 	problem := func(format string, args ...any) { rep.Problems = append(rep.Problems, fmt.Sprintf(format, args...)) }
 	for _, r := range rows {
 		switch {
@@ -244,10 +258,10 @@ func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", ";
 func (r Report) Table() string {
 	var b strings.Builder
 	w := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "NODE\tROLE\tID\tBOOTED\tSTAGED\tPUBLISHED\tKAFKA\tQUORUM\tURP")
+	fmt.Fprintln(w, "NODE\tROLE\tID\tBOOTED\tSTAGED\tPUBLISHED\tKAFKA\tQUORUM\tURP\tCERT")
 	for _, row := range r.Rows {
 		if row.Err != nil {
-			fmt.Fprintf(w, "%s\t%s\t%d\tunreachable\t-\t-\t-\t-\t-\n", row.Name, row.Role, row.ID)
+			fmt.Fprintf(w, "%s\t%s\t%d\tunreachable\t-\t-\t-\t-\t-\t-\n", row.Name, row.Role, row.ID)
 			continue
 		}
 		published := "-"
@@ -268,8 +282,8 @@ func (r Report) Table() string {
 		if row.URP >= 0 {
 			urp = fmt.Sprint(row.URP)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", row.Name, row.Role, row.ID,
-			ShortDigest(row.Bootc.Booted), ShortDigest(row.Bootc.Staged), published, row.Unit, quorum, urp)
+		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", row.Name, row.Role, row.ID,
+			ShortDigest(row.Bootc.Booted), ShortDigest(row.Bootc.Staged), published, row.Unit, quorum, urp, row.Expiry(r.At))
 	}
 	w.Flush()
 	if r.Healthy() {

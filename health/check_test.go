@@ -140,10 +140,10 @@ func TestAHealthyClusterIsHealthy(t *testing.T) {
 	}
 	table := rep.Table()
 	checkRows(t, table, map[string]string{
-		"NODE":               "ROLE ID BOOTED STAGED PUBLISHED KAFKA QUORUM URP",
-		"kafka-broker-1":     "broker 1 736b359467c9 - yes active observer, lag 0 0",
-		"kafka-controller-1": "controller 1001 736b359467c9 - yes active leader, lag 0 -",
-		"kafka-controller-3": "controller 1003 736b359467c9 - yes active follower, lag 23 -",
+		"NODE":               "ROLE ID BOOTED STAGED PUBLISHED KAFKA QUORUM URP CERT",
+		"kafka-broker-1":     "broker 1 736b359467c9 - yes active observer, lag 0 0 -",
+		"kafka-controller-1": "controller 1001 736b359467c9 - yes active leader, lag 0 - -",
+		"kafka-controller-3": "controller 1003 736b359467c9 - yes active follower, lag 23 - -",
 	})
 	if !strings.HasSuffix(table, "\nhealthy\n") {
 		t.Errorf("table does not end in healthy:\n%s", table)
@@ -274,8 +274,8 @@ func TestPublishedSaysWhetherTheNodeRunsOrStagedThePublishedImage(t *testing.T) 
 	}
 	table := rep.Table()
 	checkRows(t, table, map[string]string{
-		"kafka-broker-1": "broker 1 16dc2b6256b4 736b359467c9 staged active observer, lag 0 0",
-		"kafka-broker-2": "broker 2 16dc2b6256b4 - no active observer, lag 0 0",
-		"kafka-broker-3": "broker 3 736b359467c9 - - active observer, lag 1 0",
+		"kafka-broker-1": "broker 1 16dc2b6256b4 736b359467c9 staged active observer, lag 0 0 -",
+		"kafka-broker-2": "broker 2 16dc2b6256b4 - no active observer, lag 0 0 -",
+		"kafka-broker-3": "broker 3 736b359467c9 - - active observer, lag 1 0 -",
 	})
 }
