@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"time"
 
@@ -28,34 +27,14 @@ type Step struct {
 	Skip bool
 }
 
-// plan orders the nodes as KafkaRoller does: controllers before brokers,
-// one at a time, and the active controller (the quorum's leader) last of
-// the controllers, so that the quorum elects a new leader once, not at
-// every restart (KafkaRoller's class comment: "any new controller is still
-// the last pod to be rolled, thus avoid unnecessary controller
-// elections"). Each node's target is its Published digest, which Run has
-// checked is there.
+// plan orders the nodes (see order); each node's target is its Published
+// digest, which Run has checked is there.
 func plan(rep health.Report) []Step {
-	var controllers, brokers []Step
-	for _, r := range rep.Rows {
-		s := Step{Node: r.Node, Current: r.Bootc.Booted, Target: r.Published, Skip: r.Bootc.Booted == r.Published}
-		if r.Role == nodes.Controller {
-			controllers = append(controllers, s)
-		} else {
-			brokers = append(brokers, s)
-		}
+	var steps []Step
+	for _, r := range order(rep) {
+		steps = append(steps, Step{Node: r.Node, Current: r.Bootc.Booted, Target: r.Published, Skip: r.Bootc.Booted == r.Published})
 	}
-	slices.SortStableFunc(controllers, func(a, b Step) int {
-		return boolInt(a.ID == rep.Leader) - boolInt(b.ID == rep.Leader)
-	})
-	return append(controllers, brokers...)
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
+	return steps
 }
 
 // attemptTimeout bounds one look while waiting: Kafka's tools give up on a
@@ -80,6 +59,20 @@ type Options struct {
 	Sleep func(context.Context, time.Duration) error
 }
 
+// withDefaults fills in what the caller left out.
+func (o Options) withDefaults() Options {
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 15 * time.Minute
+	}
+	if o.Poll == 0 {
+		o.Poll = 5 * time.Second
+	}
+	return o
+}
+
 func (o Options) sleep(ctx context.Context, d time.Duration) error {
 	if o.Sleep != nil {
 		return o.Sleep(ctx, d)
@@ -98,15 +91,7 @@ func (o Options) sleep(ctx context.Context, d time.Duration) error {
 // unless the cluster is healthy, stops at the first failure and leaves
 // every node after it untouched. It returns what it did, a line per node.
 func Run(ctx context.Context, run health.Runner, c *nodes.Cluster, ns []health.Node, o Options) (string, error) {
-	if o.Log == nil {
-		o.Log = io.Discard
-	}
-	if o.Timeout == 0 {
-		o.Timeout = 15 * time.Minute
-	}
-	if o.Poll == 0 {
-		o.Poll = 5 * time.Second
-	}
+	o = o.withDefaults()
 	for _, n := range ns {
 		if n.Published == "" {
 			return "", fmt.Errorf("%s: no target image: its published digest is not known (give --registry, whose tags are looked up, or --published)", n.Name)
@@ -114,51 +99,50 @@ func Run(ctx context.Context, run health.Runner, c *nodes.Cluster, ns []health.N
 	}
 	rep := health.Check(ctx, run, c, ns)
 	steps := plan(rep)
-	var done strings.Builder
-	fmt.Fprintf(&done, "%-20s %-14s %-14s %s\n", "NODE", "CURRENT", "TARGET", "RESULT")
-	line := func(s Step, result string) {
-		fmt.Fprintf(&done, "%-20s %-14s %-14s %s\n", s.Name, health.ShortDigest(s.Current), health.ShortDigest(s.Target), result)
+	table := newReport(column{"NODE", 20}, column{"CURRENT", 14}, column{"TARGET", 14})
+	cols := func(s Step) []string {
+		return []string{s.Name, health.ShortDigest(s.Current), health.ShortDigest(s.Target)}
 	}
 	if o.DryRun {
 		for _, s := range steps {
-			line(s, map[bool]string{true: "up to date", false: "would move"}[s.Skip])
+			table.line(cols(s), map[bool]string{true: "up to date", false: "would move"}[s.Skip])
 		}
-		if !rep.Healthy() {
-			done.WriteString("a rollout would refuse to start now: the cluster is unhealthy:\n")
-			for _, p := range rep.Problems {
-				done.WriteString("  " + p + "\n")
-			}
-		}
-		return done.String(), nil
+		return table.String() + refusal("a rollout", rep), nil
 	}
 	if !rep.Healthy() {
 		return "", fmt.Errorf("refusing to start: the cluster is unhealthy\n%s", rep.Table())
 	}
-	for i, s := range steps {
+	var changes []change
+	for _, s := range steps {
+		ch := change{node: s.Node, cols: cols(s),
+			do: func(ctx context.Context) error {
+				fmt.Fprintf(o.Log, "%s: moving from %s to %s\n", s.Name, health.ShortDigest(s.Current), health.ShortDigest(s.Target))
+				return o.move(ctx, run, c, ns, s)
+			}}
 		if s.Skip {
-			line(s, "up to date")
-			continue
+			ch.skip = "up to date"
 		}
-		fmt.Fprintf(o.Log, "%s: moving from %s to %s\n", s.Name, health.ShortDigest(s.Current), health.ShortDigest(s.Target))
-		if err := o.move(ctx, run, c, ns, s); err != nil {
-			result := "FAILED: " + oneLine(err)
-			if o.Rollback {
-				if rerr := o.rollback(ctx, run, s); rerr != nil {
-					result += "; rollback FAILED: " + oneLine(rerr)
-				} else {
-					result += "; rolled back"
-				}
-			}
-			line(s, result)
-			for _, rest := range steps[i+1:] {
-				line(rest, "untouched")
-			}
-			return "", fmt.Errorf("rollout stopped at %s: %w\n%s", s.Name, err, done.String())
+		if o.Rollback {
+			ch.undo = func(ctx context.Context) error { return o.rollback(ctx, run, s) }
+			ch.undone, ch.undoFailed = "rolled back", "rollback FAILED"
 		}
-		line(s, "moved")
-		fmt.Fprintf(o.Log, "%s: done, the cluster is healthy\n", s.Name)
+		changes = append(changes, ch)
 	}
-	return done.String(), nil
+	return apply(ctx, "rollout", "moved", table, changes, o.Log)
+}
+
+// refusal says why a run would refuse to start now, after a dry run's
+// plan; nothing when the cluster is healthy.
+func refusal(what string, rep health.Report) string {
+	if rep.Healthy() {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString(what + " would refuse to start now: the cluster is unhealthy:\n")
+	for _, p := range rep.Problems {
+		b.WriteString("  " + p + "\n")
+	}
+	return b.String()
 }
 
 // move stages the node's target, reboots into it and waits for the node,
@@ -198,8 +182,16 @@ func (o Options) move(ctx context.Context, run health.Runner, c *nodes.Cluster, 
 	}); err != nil {
 		return err
 	}
+	return o.gate(ctx, run, c, ns, s.Node)
+}
+
+// gate waits for the node's Kafka unit to be active, then for the whole
+// cluster to be healthy again: every voter caught up, no partition
+// under-replicated (KafkaRoller's canRoll asks the same of the quorum and
+// of the partitions before each restart).
+func (o Options) gate(ctx context.Context, run health.Runner, c *nodes.Cluster, ns []health.Node, n health.Node) error {
 	if err := o.wait(ctx, "the Kafka unit", func(ctx context.Context) error {
-		out, err := health.RunProbe(ctx, run, c, s.Node, nodes.ProbeUnit)
+		out, err := health.RunProbe(ctx, run, c, n, nodes.ProbeUnit)
 		if state := strings.TrimSpace(string(out)); state != "active" {
 			return fmt.Errorf("it is %s (%v)", state, err)
 		}
@@ -207,9 +199,6 @@ func (o Options) move(ctx context.Context, run health.Runner, c *nodes.Cluster, 
 	}); err != nil {
 		return err
 	}
-	// The gate: the whole cluster healthy again, every voter caught up,
-	// no partition under-replicated (KafkaRoller's canRoll asks the same
-	// of the quorum and of the partitions before each restart).
 	return o.wait(ctx, "the cluster's health", func(ctx context.Context) error {
 		if rep := health.Check(ctx, run, c, ns); !rep.Healthy() {
 			return errors.New(strings.Join(rep.Problems, "; "))
