@@ -57,6 +57,8 @@ type Options struct {
 	Log io.Writer
 	// Sleep waits; tests replace it.
 	Sleep func(context.Context, time.Duration) error
+	// Now tells the time; tests replace it.
+	Now func() time.Time
 }
 
 // withDefaults fills in what the caller left out.
@@ -69,6 +71,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Poll == 0 {
 		o.Poll = 5 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	return o
 }
@@ -123,8 +128,12 @@ func Run(ctx context.Context, run health.Runner, c *nodes.Cluster, ns []health.N
 			ch.skip = "up to date"
 		}
 		if o.Rollback {
-			ch.undo = func(ctx context.Context) error { return o.rollback(ctx, run, s) }
-			ch.undone, ch.undoFailed = "rolled back", "rollback FAILED"
+			ch.undo = func(ctx context.Context) (string, error) {
+				if err := o.rollback(ctx, run, s); err != nil {
+					return "rollback", err
+				}
+				return "rolled back", nil
+			}
 		}
 		changes = append(changes, ch)
 	}

@@ -48,10 +48,9 @@ type change struct {
 	// skip says why the node needs nothing, or is empty.
 	skip string
 	do   func(context.Context) error
-	// undo, when set, runs after do failed; undone says that it did, and
-	// undoFailed that it failed.
-	undo               func(context.Context) error
-	undone, undoFailed string
+	// undo, when set, runs after do failed, and says what it did, or what
+	// failed.
+	undo func(context.Context) (string, error)
 }
 
 // column is a column of a rolling operation's report: its heading, and
@@ -101,10 +100,11 @@ func apply(ctx context.Context, what, done string, rep *report, changes []change
 		if err := c.do(ctx); err != nil {
 			result := "FAILED: " + oneLine(err)
 			if c.undo != nil {
-				if uerr := c.undo(ctx); uerr != nil {
-					result += "; " + c.undoFailed + ": " + oneLine(uerr)
-				} else {
-					result += "; " + c.undone
+				said, uerr := c.undo(ctx)
+				if uerr != nil {
+					result += "; " + said + " FAILED: " + oneLine(uerr)
+				} else if said != "" {
+					result += "; " + said
 				}
 			}
 			rep.line(c.cols, result)
