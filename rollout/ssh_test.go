@@ -39,7 +39,17 @@ case "$*" in
 		p=$(cat "$(cat "$s/pidfile")")
 		kill -KILL "$p" $(pgrep -P "$p")
 	fi ;;
-"/usr/bin/systemctl is-active "*) echo active ;;
+"/usr/bin/systemctl is-active "*)
+	if [ -f "$s/unit-failed" ]; then echo failed; exit 3; fi
+	echo active ;;
+"/usr/libexec/kafka-bootc/tls "*) shift; exec "$s/tls" "$@" ;;
+"/usr/bin/systemctl restart kafka-"*)
+	# Kafka starts with the files it finds; one that fails with a new
+	# pair stays failed until it starts with its first one again.
+	cp "$s/tls-dir/node.pem" "$s/served.pem"
+	rm -f "$s/unit-failed"
+	if [ -f "$s/fail-with-new" ] && ! cmp -s "$s/tls-dir/node.pem" "$s/first.pem"; then : >"$s/unit-failed"; fi ;;
+"/usr/bin/systemctl restart prometheus.service") ;;
 *kafka-metadata-quorum.sh*)
 	printf 'NodeId\tLogEndOffset\tLag\tLastFetchTimestamp\tLastCaughtUpTimestamp\tStatus  \t\n'
 	printf '1001  \t812         \t0  \t1795731220412     \t1795731220412        \tLeader  \t\n'
