@@ -38,7 +38,8 @@ func (m *KafkaBootc) Disks(
 	parallel int,
 	// The cluster CA's certificate, ca.crt as the ca function writes it:
 	// each disk gets a key and a certificate of its own, signed by it.
-	// Required in tls mode.
+	// During a CA rotation, the bundle of old and new CA, which the disks
+	// then trust. Required in tls mode.
 	// +optional
 	caCert *dagger.File,
 	// The cluster CA's private key, for example file:./ca/ca.key. It signs
@@ -115,9 +116,10 @@ func (m *KafkaBootc) Disk(
 	// env:KAFKA_PASSWORD_HASH.
 	// +optional
 	password *dagger.Secret,
-	// The cluster CA's certificate (ca.crt): the disk gets a new key and
-	// certificate signed by it, which is also how a node's certificate is
-	// renewed. Required in tls mode.
+	// The cluster CA's certificate (ca.crt), or during a CA rotation the
+	// bundle of old and new CA: the disk gets a new key and certificate
+	// signed by it. Required in tls mode. (A running node's certificate is
+	// renewed in place with running ... renew-certificates.)
 	// +optional
 	caCert *dagger.File,
 	// The cluster CA's private key, for example file:./ca/ca.key.
@@ -183,7 +185,7 @@ func (m *KafkaBootc) disk(ctx context.Context, c *nodes.Cluster, n nodes.Node, p
 			return nil, fmt.Errorf("node certificate: %w", err)
 		}
 		key = bib.NewSecret(keyPEM)
-		config.Customizations.Directories, config.Customizations.Files = nodes.NodeTLSFiles(nodePEM, issuer.ca.CertPEM)
+		config.Customizations.Directories, config.Customizations.Files = nodes.NodeTLSFiles(nodePEM, issuer.ca.TrustPEM)
 	}
 	cfg, err := config.TOML()
 	if err != nil {

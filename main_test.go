@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	sdk "dagger.io/dagger"
 
@@ -310,18 +311,20 @@ func TestEveryDocumentedValueIsReachableFromGo(t *testing.T) {
 // the default.
 func TestEveryFunctionStatesItsCachePolicy(t *testing.T) {
 	want := map[string]string{
-		"New":       "",        // validates its arguments, nothing else
-		"Config":    "",        // renders files from the arguments
-		"Ca":        "never",   // makes a new key
-		"Client":    "never",   // the same
-		"Base":      "session", // starts from the base image's tag
-		"NodeImage": "session", // the same
-		"BuildAll":  "never",   // writes to a registry
-		"Disks":     "session", // base, bound and builder images' tags
-		"Disk":      "session", // the same
-		"Running":   "",        // checks its arguments, nothing else
-		"Health":    "never",   // reads running machines
-		"Rollout":   "never",   // changes running machines
+		"New":               "",        // validates its arguments, nothing else
+		"Config":            "",        // renders files from the arguments
+		"Ca":                "never",   // makes a new key
+		"Client":            "never",   // the same
+		"Base":              "session", // starts from the base image's tag
+		"NodeImage":         "session", // the same
+		"BuildAll":          "never",   // writes to a registry
+		"Disks":             "session", // base, bound and builder images' tags
+		"Disk":              "session", // the same
+		"Running":           "",        // checks its arguments, nothing else
+		"Health":            "never",   // reads running machines
+		"Rollout":           "never",   // changes running machines
+		"RenewCertificates": "never",   // the same
+		"Trust":             "never",   // the same
 	}
 	for _, fn := range functions(t) {
 		policy, ok := want[fn.name]
@@ -451,5 +454,32 @@ func TestNoFunctionHidesACoreField(t *testing.T) {
 		if _, clash := query.MethodByName(fn.name); clash {
 			t.Errorf("function %s has the name of the core API's field %s", fn.name, strings.ToLower(fn.name[:1])+fn.name[1:])
 		}
+	}
+}
+
+// TestTheRollingOperationsRefuseBadArgumentsFirst: rollout, renewal and
+// trust check their arguments before they reach any node.
+func TestTheRollingOperationsRefuseBadArgumentsFirst(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"a timeout of 0", func() error { _, err := rollingOptions(0, false); return err }(), "timeout 0: must be at least 1 second"},
+		{"a threshold of 0 days", checkCertMinDays(0), "cert min days 0: must be from 1 to 36500"},
+		{"a threshold past a century", checkCertMinDays(36501), "cert min days 36501: must be from 1 to 36500"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.err == nil || tc.err.Error() != tc.want {
+				t.Errorf("%v, want %q", tc.err, tc.want)
+			}
+		})
+	}
+	o, err := rollingOptions(60, true)
+	if err != nil || o.Timeout != time.Minute || !o.DryRun {
+		t.Errorf("%+v, %v", o, err)
+	}
+	if err := checkCertMinDays(30); err != nil {
+		t.Errorf("the default threshold: %v", err)
 	}
 }

@@ -55,7 +55,9 @@ func (m *KafkaBootc) Client(
 	// The client's name, its principal: lower-case letters, digits, '.',
 	// '_' and '-'.
 	name string,
-	// The cluster CA's certificate, ca.crt as the ca function writes it.
+	// The cluster CA's certificate, ca.crt as the ca function writes it; or
+	// during a CA rotation the bundle of old and new CA, which the client
+	// then trusts, and of which the one whose key is given signs.
 	caCert *dagger.File,
 	// The cluster CA's private key, for example file:./ca/ca.key.
 	caKey *dagger.Secret,
@@ -81,7 +83,7 @@ func (m *KafkaBootc) Client(
 	if err != nil {
 		return nil, err
 	}
-	return withFiles(dag.Directory(), c.ClientFiles(name, cert, key, ca.CertPEM)), nil
+	return withFiles(dag.Directory(), c.ClientFiles(name, cert, key, ca.TrustPEM)), nil
 }
 
 // issuer makes node certificates with the cluster CA, for disks.

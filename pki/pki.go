@@ -311,6 +311,10 @@ func sign(tmpl, parent *x509.Certificate, key *ecdsa.PrivateKey, signer crypto.S
 		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}), nil
 }
 
+// CheckValidityDays reports whether days is a validity that a certificate
+// may be issued for: 1 to 36500. Errors name field.
+func CheckValidityDays(field string, days int) error { return checkDays(field, days) }
+
 func checkDays(field string, days int) error {
 	if days < 1 || days > maxDays {
 		return fmt.Errorf("%s %d: must be from 1 to %d", field, days, maxDays)
