@@ -54,6 +54,13 @@ func (m *KafkaBootc) Disks(
 	// kafka-broker-1=10.0.0.11.
 	// +optional
 	extraName []string,
+	// Registry credentials for the nodes, in containers-auth.json format as
+	// podman login --authfile writes it, for example file:./auth.json (a
+	// read-only robot account). Each disk gets it as /etc/ostree/auth.json,
+	// root only, where bootc reads it to pull the node's upgrades and its
+	// bound images: needed when the registry's repositories are private.
+	// +optional
+	pullSecret *dagger.Secret,
 ) (*dagger.Directory, error) {
 	c, err := m.cluster()
 	if err != nil {
@@ -69,12 +76,17 @@ func (m *KafkaBootc) Disks(
 	if err != nil {
 		return nil, err
 	}
+	pull, err := newPullSecret(ctx, c, pullSecret)
+	if err != nil {
+		return nil, err
+	}
+	secrets := diskSecrets{password: password, issuer: issuer, pull: pull}
 	dirs := make([]*dagger.Directory, len(c.Nodes))
 	h := newHandoff()
 	p := pool.New().WithContext(ctx).WithMaxGoroutines(parallel)
 	for i, n := range c.Nodes {
 		p.Go(func(ctx context.Context) error {
-			dir, err := m.disk(ctx, c, n, "", password, issuer, h)
+			dir, err := m.disk(ctx, c, n, "", secrets, h)
 			if err != nil {
 				return fmt.Errorf("%s: %w", n.Name, err)
 			}
@@ -132,6 +144,11 @@ func (m *KafkaBootc) Disk(
 	// a DNS name or an IP address (repeatable).
 	// +optional
 	extraName []string,
+	// Registry credentials for the node, in containers-auth.json format,
+	// for example file:./auth.json: the disk gets it as
+	// /etc/ostree/auth.json, root only, where bootc reads it.
+	// +optional
+	pullSecret *dagger.Secret,
 ) (*dagger.Directory, error) {
 	c, err := m.cluster()
 	if err != nil {
@@ -145,11 +162,48 @@ func (m *KafkaBootc) Disk(
 	if err != nil {
 		return nil, err
 	}
-	dir, err := m.disk(ctx, c, n, image, password, issuer, newHandoff())
+	pull, err := newPullSecret(ctx, c, pullSecret)
+	if err != nil {
+		return nil, err
+	}
+	secrets := diskSecrets{password: password, issuer: issuer, pull: pull}
+	dir, err := m.disk(ctx, c, n, image, secrets, newHandoff())
 	if err != nil {
 		return nil, err
 	}
 	return withVMScripts(dag.Directory().WithDirectory(n.Name, dir), c, []nodes.Node{n})
+}
+
+// diskSecrets are what a disk carries that no image may: the login's
+// password hash, the node's key and certificate, and the registry pull
+// secret. They reach bib only inside its config, mounted as a secret.
+type diskSecrets struct {
+	password *dagger.Secret
+	issuer   *issuer
+	pull     *pullSecret
+}
+
+// pullSecret is a checked pull secret and the credentials it holds.
+type pullSecret struct {
+	data   []byte
+	values []string
+}
+
+// newPullSecret reads and checks a pull secret before anything is built;
+// nil when none is given.
+func newPullSecret(ctx context.Context, c *nodes.Cluster, secret *dagger.Secret) (*pullSecret, error) {
+	if secret == nil {
+		return nil, nil
+	}
+	text, err := secret.Plaintext(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("pull secret: %w", err)
+	}
+	values, err := c.CheckPullSecret([]byte(text))
+	if err != nil {
+		return nil, err
+	}
+	return &pullSecret{data: []byte(text), values: append(values, text)}, nil
 }
 
 // disk runs bootc-image-builder for a node: the node image (built, or the
@@ -157,11 +211,12 @@ func (m *KafkaBootc) Disk(
 // references that bib and bootc look for. The bound images and the bootc
 // base image come from the seed, loaded once for every node. In tls mode
 // the issuer makes the node's key and certificate, which reach bib inside
-// its config, a secret, and leave only inside the disk.
-func (m *KafkaBootc) disk(ctx context.Context, c *nodes.Cluster, n nodes.Node, published string, password *dagger.Secret, issuer *issuer, h *handoff) (*dagger.Directory, error) {
+// its config, a secret, and leave only inside the disk; so does the pull
+// secret.
+func (m *KafkaBootc) disk(ctx context.Context, c *nodes.Cluster, n nodes.Node, published string, secrets diskSecrets, h *handoff) (*dagger.Directory, error) {
 	spec := c.Disk
-	if password != nil {
-		hash, err := password.Plaintext(ctx)
+	if secrets.password != nil {
+		hash, err := secrets.password.Plaintext(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -178,14 +233,22 @@ func (m *KafkaBootc) disk(ctx context.Context, c *nodes.Cluster, n nodes.Node, p
 		return nil, err
 	}
 	config := spec.Config()
-	var key bib.Secret
-	if issuer != nil {
-		nodePEM, keyPEM, err := issuer.node(n)
+	var scrub []bib.Secret
+	add := func(dirs []bib.Directory, files []bib.File) {
+		config.Customizations.Directories = append(config.Customizations.Directories, dirs...)
+		config.Customizations.Files = append(config.Customizations.Files, files...)
+	}
+	if is := secrets.issuer; is != nil {
+		nodePEM, keyPEM, err := is.node(n)
 		if err != nil {
 			return nil, fmt.Errorf("node certificate: %w", err)
 		}
-		key = bib.NewSecret(keyPEM)
-		config.Customizations.Directories, config.Customizations.Files = nodes.NodeTLSFiles(nodePEM, issuer.ca.TrustPEM)
+		scrub = append(scrub, bib.NewSecret(keyPEM))
+		add(nodes.NodeTLSFiles(nodePEM, is.ca.TrustPEM))
+	}
+	if ps := secrets.pull; ps != nil {
+		scrub = append(scrub, bib.NewValuesSecret(ps.values...))
+		add(nodes.PullSecretFiles(ps.data))
 	}
 	cfg, err := config.TOML()
 	if err != nil {
@@ -195,24 +258,25 @@ func (m *KafkaBootc) disk(ctx context.Context, c *nodes.Cluster, n nodes.Node, p
 		WithMountedCache(bib.StoreDir, dag.CacheVolume("kafka-bootc-bib-store")).
 		WithMountedCache(bib.RPMMDDir, dag.CacheVolume("kafka-bootc-bib-rpmmd")).
 		WithDirectory(bib.OutputDir, dag.Directory())
-	if password != nil || issuer != nil {
-		// The node's key must stay out of every log and layer, and a
-		// password hash is nobody's business either.
+	if secrets.password != nil || len(scrub) > 0 {
+		// The node's key and the pull secret must stay out of every log
+		// and layer, and a password hash is nobody's business either.
 		builder = builder.WithMountedSecret(bib.ConfigPath, secretOf("kafka-bootc-bib-config-"+n.Name, cfg))
 	} else {
 		builder = builder.WithNewFile(bib.ConfigPath, string(cfg))
 	}
 	builder = h.bind(builder, run.Images...).WithMountedDirectory(bib.SeedDir, m.seed(run.Seed, archives, h))
 	out := runScript(builder, run.Script()).Directory(bib.OutputDir)
-	if issuer == nil {
+	if len(scrub) == 0 {
 		return out, nil
 	}
-	return scrubManifests(ctx, out, key)
+	return scrubManifests(ctx, out, scrub...)
 }
 
-// scrubManifests removes the node's key from bib's manifests, which copy
-// the config's files: the key leaves the builder only inside the disk.
-func scrubManifests(ctx context.Context, out *dagger.Directory, key bib.Secret) (*dagger.Directory, error) {
+// scrubManifests removes the node's key and the pull secret from bib's
+// manifests, which copy the config's files: they leave the builder only
+// inside the disk.
+func scrubManifests(ctx context.Context, out *dagger.Directory, secrets ...bib.Secret) (*dagger.Directory, error) {
 	manifests, err := out.Glob(ctx, "manifest-*.json")
 	if err != nil {
 		return nil, err
@@ -222,7 +286,7 @@ func scrubManifests(ctx context.Context, out *dagger.Directory, key bib.Secret) 
 		if err != nil {
 			return nil, err
 		}
-		scrubbed, _, err := bib.Scrub([]byte(text), key)
+		scrubbed, _, err := bib.Scrub([]byte(text), secrets...)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}

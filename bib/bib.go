@@ -127,10 +127,12 @@ type Customizations struct {
 // Directory is one [[customizations.directories]]: a directory that bib
 // makes on the disk. bootc disks take them under /etc only.
 type Directory struct {
-	Path          string `toml:"path"`
-	Mode          string `toml:"mode"`
-	User          string `toml:"user"`
-	Group         string `toml:"group"`
+	Path string `toml:"path"`
+	// Mode, User and Group left empty keep a directory that exists as it
+	// is (osbuild's mkdir with exist_ok).
+	Mode          string `toml:"mode,omitempty"`
+	User          string `toml:"user,omitempty"`
+	Group         string `toml:"group,omitempty"`
 	EnsureParents bool   `toml:"ensure_parents"`
 }
 

@@ -9,7 +9,7 @@ import (
 )
 
 // Redacted replaces, in a scrubbed manifest, a string that held a secret.
-const Redacted = "redacted by kafka-bootc: it held a private key, which exists only on the disk"
+const Redacted = "redacted by kafka-bootc: it held a private key or a pull secret, which exists only on the disk"
 
 // Secret is text that must leave the builder only inside the disk. Its
 // needles are what gives it away: each line of a PEM block's base64 body
@@ -27,6 +27,18 @@ func NewSecret(pemText []byte) Secret {
 		line = bytes.TrimSpace(line)
 		if len(line) >= 16 && !bytes.HasPrefix(line, []byte("-----")) {
 			s.needles = append(s.needles, line)
+		}
+	}
+	return s
+}
+
+// NewValuesSecret makes a Secret of credentials, such as a pull secret's
+// "auth" values: each value of at least 8 characters is a needle.
+func NewValuesSecret(values ...string) Secret {
+	var s Secret
+	for _, v := range values {
+		if len(v) >= 8 {
+			s.needles = append(s.needles, []byte(v))
 		}
 	}
 	return s
@@ -87,7 +99,7 @@ func Scrub(manifest []byte, secrets ...Secret) ([]byte, int, error) {
 	}
 	for _, s := range secrets {
 		if s.In(out) {
-			return nil, 0, fmt.Errorf("bib manifest: a private key is still there after scrubbing (in a key, not a value)")
+			return nil, 0, fmt.Errorf("bib manifest: a secret is still there after scrubbing (in a key, not a value)")
 		}
 	}
 	return append(out, '\n'), n, nil

@@ -61,3 +61,28 @@ func TestScrubRefusesWhatIsNotJSON(t *testing.T) {
 		t.Errorf("error %v", err)
 	}
 }
+
+// TestScrubRemovesAPullSecretBesideAKey: the pull secret, as osbuild's
+// inline source holds it (the whole file, base64) and its credential as
+// text, goes too; the node's key with it.
+func TestScrubRemovesAPullSecretBesideAKey(t *testing.T) {
+	auth := base64.StdEncoding.EncodeToString([]byte("me+robot:Zq3-token"))
+	file := `{"auths":{"quay.io":{"auth":"` + auth + `"}}}`
+	manifest, _ := json.Marshal(map[string]any{
+		"inline": base64.StdEncoding.EncodeToString([]byte(file)),
+		"key":    base64.StdEncoding.EncodeToString([]byte(testKey)),
+		"config": "data = '" + file + "'",
+		"path":   "/etc/ostree/auth.json",
+	})
+	pull := NewValuesSecret(auth, file)
+	out, n, err := Scrub(manifest, NewSecret([]byte(testKey)), pull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 3 || pull.In(out) || strings.Contains(string(out), auth) || !strings.Contains(string(out), "/etc/ostree/auth.json") {
+		t.Errorf("replaced %d:\n%s", n, out)
+	}
+	if len(NewValuesSecret("short").needles) != 0 {
+		t.Errorf("a value of 5 characters is a needle: it would match too much")
+	}
+}
