@@ -82,7 +82,7 @@ func (m *KafkaBootc) Disks(
 	}
 	secrets := diskSecrets{password: password, issuer: issuer, pull: pull}
 	dirs := make([]*dagger.Directory, len(c.Nodes))
-	h := newHandoff()
+	h := m.newHandoff()
 	p := pool.New().WithContext(ctx).WithMaxGoroutines(parallel)
 	for i, n := range c.Nodes {
 		p.Go(func(ctx context.Context) error {
@@ -167,12 +167,25 @@ func (m *KafkaBootc) Disk(
 		return nil, err
 	}
 	secrets := diskSecrets{password: password, issuer: issuer, pull: pull}
-	dir, err := m.disk(ctx, c, n, image, secrets, newHandoff())
+	dir, err := m.disk(ctx, c, n, image, secrets, m.newHandoff())
 	if err != nil {
 		return nil, err
 	}
+	if image != "" {
+		// Built here, so that a registry that refuses the pull says so in
+		// words.
+		if dir, err = dir.Sync(ctx); nodes.Denied(err) {
+			return nil, nodes.RegistryError("pulling", image, err)
+		} else if err != nil {
+			return nil, err
+		}
+	}
 	return withVMScripts(dag.Directory().WithDirectory(n.Name, dir), c, []nodes.Node{n})
 }
+
+// builderAuthFile is where the builder's podman finds the module's
+// registry logins (REGISTRY_AUTH_FILE), to pull a published node image.
+const builderAuthFile = "/run/kafka-bootc/auth.json"
 
 // diskSecrets are what a disk carries that no image may: the login's
 // password hash, the node's key and certificate, and the registry pull
@@ -265,6 +278,13 @@ func (m *KafkaBootc) disk(ctx context.Context, c *nodes.Cluster, n nodes.Node, p
 	} else {
 		builder = builder.WithNewFile(bib.ConfigPath, string(cfg))
 	}
+	if published != "" && len(m.AuthAddresses) > 0 {
+		// The builder's podman pulls the published node image itself.
+		if builder, err = m.withAuthFile(ctx, builder, builderAuthFile, "", ""); err != nil {
+			return nil, err
+		}
+		builder = builder.WithEnvVariable("REGISTRY_AUTH_FILE", builderAuthFile)
+	}
 	builder = h.bind(builder, run.Images...).WithMountedDirectory(bib.SeedDir, m.seed(run.Seed, archives, h))
 	out := runScript(builder, run.Script()).Directory(bib.OutputDir)
 	if len(scrub) == 0 {
@@ -317,7 +337,7 @@ func (m *KafkaBootc) diskRun(ctx context.Context, c *nodes.Cluster, n nodes.Node
 		case img.Node && img.Pull == "":
 			// The base first: pushes that start together cannot mount
 			// from each other, and each would upload its gigabytes.
-			base, err := h.put(ctx, "base", dag.Container().From(c.BaseImage))
+			base, err := h.put(ctx, "base", m.pull(c.BaseImage))
 			if err != nil {
 				return bib.Run{}, nil, err
 			}
@@ -332,7 +352,7 @@ func (m *KafkaBootc) diskRun(ctx context.Context, c *nodes.Cluster, n nodes.Node
 			bi.PlainHTTP = true
 		case img.Pull == "":
 			bi.Archive = path.Join(bib.ImagesDir, fmt.Sprintf("%d.tar", i))
-			archives[bi.Archive] = dag.Container().From(img.Ref)
+			archives[bi.Archive] = m.pull(img.Ref)
 		}
 		if img.Node {
 			run.Images = append(run.Images, bi)
@@ -365,7 +385,7 @@ func (m *KafkaBootc) seed(seed *bib.Seed, archives map[string]*dagger.Container,
 // builder is the bootc-image-builder image with the named cache volume as
 // its container storage, which one run at a time uses.
 func (m *KafkaBootc) builder(storage string) *dagger.Container {
-	return dag.Container().From(m.Builder).
+	return m.pull(m.Builder).
 		WithMountedCache(bib.Storage, dag.CacheVolume(storage),
 			dagger.ContainerWithMountedCacheOpts{Sharing: dagger.CacheSharingModeLocked})
 }

@@ -38,8 +38,8 @@ type handoffPut struct {
 	err  error
 }
 
-func newHandoff() *handoff {
-	svc := dag.Container().From(handoffImage).
+func (m *KafkaBootc) newHandoff() *handoff {
+	svc := m.pull(handoffImage).
 		WithMountedCache("/var/lib/registry", dag.CacheVolume("kafka-bootc-handoff")).
 		WithExposedPort(5000).
 		AsService(dagger.ContainerAsServiceOpts{Args: []string{"registry", "serve", "/etc/docker/registry/config.yml"}})

@@ -46,7 +46,7 @@ func (m *KafkaBootc) base(c *nodes.Cluster, r nodes.Role, registry *dagger.Servi
 	if m.JMXExporterJar != nil {
 		given[nodes.JMXAgentPath] = m.JMXExporterJar
 	}
-	return apply(dag.Container().From(img.From, from), img, given), nil
+	return apply(m.pull(img.From, from), img, given), nil
 }
 
 // NodeImage returns a node's image: its role's base image plus one thin

@@ -17,6 +17,7 @@
 //   - handoff.go: the registry service that hands images to the builder;
 //   - tls.go: the cluster CA, client identities and node certificates;
 //   - secrets.go: how private files travel without showing in logs;
+//   - registry.go: the registry logins that every pull and push uses;
 //   - running.go: the running cluster, over SSH: health and rollout.
 package main
 
@@ -44,6 +45,14 @@ type KafkaBootc struct {
 	// of downloading it.
 	// +private
 	JMXExporterJar *dagger.File
+	// AuthAddresses, AuthUsernames and AuthSecrets are the registry logins
+	// given with with-registry-auth, one per registry, in order.
+	// +private
+	AuthAddresses []string
+	// +private
+	AuthUsernames []string
+	// +private
+	AuthSecrets []*dagger.Secret
 }
 
 // New describes the cluster: every argument has the reference flow's

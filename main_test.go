@@ -10,6 +10,7 @@ import (
 	"go/parser"
 	"go/token"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -262,7 +263,7 @@ func TestEveryDocumentedValueIsReachableFromGo(t *testing.T) {
 	}
 	receivers := map[string]reflect.Value{
 		"KafkaBootc": reflect.ValueOf(m),
-		"Running":    reflect.ValueOf(&Running{Spec: m.Spec}),
+		"Running":    reflect.ValueOf(&Running{Parent: m}),
 	}
 	zeroMeaning := regexp.MustCompile(`(?i)\b(0|zero|empty|none|false)\b (means|leaves|turns|disables|removes)`)
 	checked := 0
@@ -321,6 +322,7 @@ func TestEveryFunctionStatesItsCachePolicy(t *testing.T) {
 		"Disks":             "session", // base, bound and builder images' tags
 		"Disk":              "session", // the same
 		"Running":           "",        // checks its arguments, nothing else
+		"WithRegistryAuth":  "",        // the same
 		"Health":            "never",   // reads running machines
 		"Rollout":           "never",   // changes running machines
 		"RenewCertificates": "never",   // the same
@@ -481,5 +483,67 @@ func TestTheRollingOperationsRefuseBadArgumentsFirst(t *testing.T) {
 	}
 	if err := checkCertMinDays(30); err != nil {
 		t.Errorf("the default threshold: %v", err)
+	}
+}
+
+// TestWithRegistryAuthKeepsOneLoginPerRegistry: a second login for a
+// registry replaces the first, others stay, and an address that is not a
+// registry host is refused by name.
+func TestWithRegistryAuthKeepsOneLoginPerRegistry(t *testing.T) {
+	m := &KafkaBootc{}
+	var err error
+	for _, l := range [][2]string{{"quay.io", "me"}, {"registry.example.com:5000", "ci"}, {"quay.io", "me+robot"}} {
+		if m, err = m.WithRegistryAuth(l[0], l[1], &dagger.Secret{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := fmt.Sprint(m.AuthAddresses, m.AuthUsernames, len(m.AuthSecrets)); got != "[registry.example.com:5000 quay.io] [ci me+robot] 2" {
+		t.Errorf("logins %s", got)
+	}
+	for _, bad := range []string{"", "https://quay.io", "quay.io/me", "quay"} {
+		if _, err := m.WithRegistryAuth(bad, "me", &dagger.Secret{}); err == nil || !strings.HasPrefix(err.Error(), fmt.Sprintf("registry address %q: must be a registry host", bad)) {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+	if _, err := m.WithRegistryAuth("quay.io", " ", &dagger.Secret{}); err == nil || err.Error() != "registry username: must not be empty" {
+		t.Errorf("an empty user: %v", err)
+	}
+	if _, err := m.WithRegistryAuth("localhost", "me", &dagger.Secret{}); err != nil {
+		t.Errorf("localhost: %v", err)
+	}
+}
+
+// TestEveryPlaceTheReadmeWritesSecretsToIsIgnored: the examples run in a
+// checkout of the module, where git add . would commit a CA key and
+// Dagger would load it into the engine with the module's files.
+func TestEveryPlaceTheReadmeWritesSecretsToIsIgnored(t *testing.T) {
+	git, err := exec.LookPath("git")
+	if err != nil {
+		t.Skip("skipped: git is not installed")
+	}
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := regexp.MustCompile(`(?:file:|--authfile )\./([A-Za-z0-9_./-]+)`)
+	keyed := regexp.MustCompile(`\b(?:ca|client --name \S+|disks|disk --node \S+)\b.* -o \./([A-Za-z0-9_-]+)`)
+	paths := map[string]bool{}
+	for _, line := range strings.Split(string(readme), "\n") {
+		for _, m := range secret.FindAllStringSubmatch(line, -1) {
+			paths[m[1]] = true
+		}
+		if m := keyed.FindStringSubmatch(line); m != nil {
+			paths[m[1]+"/"] = true
+		}
+	}
+	for _, want := range []string{"ca/ca.key", "auth.json", "admin/", "disk-images/"} {
+		if !paths[want] {
+			t.Errorf("the README no longer writes %s; the test misreads it: %v", want, paths)
+		}
+	}
+	for p := range paths {
+		if err := exec.Command(git, "check-ignore", "-q", "--no-index", p).Run(); err != nil {
+			t.Errorf("the README writes a secret to %s, which .gitignore does not cover", p)
+		}
 	}
 }

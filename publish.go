@@ -32,12 +32,6 @@ import (
 // +cache="never"
 func (m *KafkaBootc) BuildAll(
 	ctx context.Context,
-	// Registry user name; give it with --password.
-	// +optional
-	username string,
-	// Registry password or token, for example env:QUAY_TOKEN.
-	// +optional
-	password *dagger.Secret,
 	// A registry running as a Dagger service that stands in for the
 	// registry's host: node images are published to it, and a base image
 	// on that host is pulled from it (used by tests). Give --registry as
@@ -66,12 +60,6 @@ func (m *KafkaBootc) BuildAll(
 	if err != nil {
 		return "", err
 	}
-	if (username == "") != (password == nil) {
-		return "", errors.New("registry credentials: give both --username and --password, or neither")
-	}
-	if c.Registry == "" && password != nil {
-		return "", errors.New("registry credentials: given without --registry; there is nowhere to publish")
-	}
 	var sign *signer
 	switch {
 	case signingKey == nil && signingPassword != nil:
@@ -93,7 +81,7 @@ func (m *KafkaBootc) BuildAll(
 			}
 		}
 		// Checked before anything is built or published.
-		if sign, err = newSigner(ctx, c, trusted, signingKey, signingPassword, username, password, registryService); err != nil {
+		if sign, err = m.newSigner(ctx, c, trusted, signingKey, signingPassword, registryService); err != nil {
 			return "", err
 		}
 	}
@@ -113,6 +101,10 @@ func (m *KafkaBootc) BuildAll(
 				ctrs[i], errs[i] = ctrs[i].Sync(ctx)
 				lines[i] = n.Name + " built"
 			}
+			if nodes.Denied(errs[i]) {
+				// The base image is the one image a build pulls.
+				errs[i] = nodes.RegistryError("pulling", c.BaseImage, errs[i])
+			}
 		})
 	}
 	built.Wait()
@@ -125,13 +117,9 @@ func (m *KafkaBootc) BuildAll(
 					continue
 				}
 				published.Go(func() {
-					ctr := ctrs[i]
-					if password != nil {
-						ctr = ctr.WithRegistryAuth(c.Host(), username, password)
-					}
-					ref, err := ctr.Publish(ctx, c.Ref(n), dagger.ContainerPublishOpts{RegistryService: registryService})
+					ref, err := m.withLogins(ctrs[i]).Publish(ctx, c.Ref(n), dagger.ContainerPublishOpts{RegistryService: registryService})
 					if err != nil {
-						errs[i] = fmt.Errorf("publish %s: %w", c.Ref(n), err)
+						errs[i] = nodes.RegistryError("publish", c.Ref(n), err)
 						return
 					}
 					lines[i] = n.Name + " " + ref

@@ -22,8 +22,10 @@ import (
 // the cluster was built with: they name the nodes, the probes and the
 // tags.
 type Running struct {
+	// Parent is the module the cluster was described with: its cluster and
+	// its registry logins.
 	// +private
-	Spec string
+	Parent *KafkaBootc
 	// +private
 	Identity *dagger.Secret
 	// +private
@@ -83,7 +85,7 @@ func (m *KafkaBootc) Running(
 	if _, err := health.Targets(c, address, refs); err != nil {
 		return nil, err
 	}
-	return &Running{Spec: m.Spec, Identity: identity, KnownHosts: knownHosts, InsecureAcceptNewHostKeys: insecureAcceptNewHostKeys,
+	return &Running{Parent: m, Identity: identity, KnownHosts: knownHosts, InsecureAcceptNewHostKeys: insecureAcceptNewHostKeys,
 		Address: address, SSHUser: sshUser, Published: published}, nil
 }
 
@@ -289,7 +291,7 @@ func checkCertMinDays(days int) error {
 // published digests, and opens SSH to them. A tag that cannot be looked
 // up is an error when the targets are needed, a warning otherwise.
 func (r *Running) connect(ctx context.Context, needTargets bool) (*nodes.Cluster, []health.Node, *remote.SSH, error) {
-	c, err := (&KafkaBootc{Spec: r.Spec}).cluster()
+	c, err := r.Parent.cluster()
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -299,14 +301,15 @@ func (r *Running) connect(ctx context.Context, needTargets bool) (*nodes.Cluster
 	}
 	if r.Published == "" && c.Registry != "" {
 		for _, n := range c.Nodes {
-			ref, err := dag.Container().From(c.Ref(n)).ImageRef(ctx)
+			ref, err := r.Parent.pull(c.Ref(n)).ImageRef(ctx)
+			err = nodes.RegistryError("looking up", c.Ref(n), err)
 			switch {
 			case err == nil:
 				refs[n.Name] = ref
 			case needTargets:
-				return nil, nil, nil, fmt.Errorf("%s: looking up %s: %w", n.Name, c.Ref(n), err)
+				return nil, nil, nil, fmt.Errorf("%s: %w", n.Name, err)
 			default:
-				fmt.Fprintf(os.Stderr, "%s: looking up %s: %v\n", n.Name, c.Ref(n), err)
+				fmt.Fprintf(os.Stderr, "%s: %v\n", n.Name, err)
 			}
 		}
 	}

@@ -17,14 +17,14 @@ import (
 const keyImage = "docker.io/library/debian:bookworm"
 
 // withFiles adds files to a directory, the private ones by way of a secret.
-func withFiles(dir *dagger.Directory, files []nodes.File) *dagger.Directory {
+func (m *KafkaBootc) withFiles(dir *dagger.Directory, files []nodes.File) *dagger.Directory {
 	for _, f := range files {
 		opts := dagger.DirectoryWithNewFileOpts{Permissions: int(f.Mode.Perm())}
 		if !f.Private {
 			dir = dir.WithNewFile(f.Path, string(f.Content), opts)
 			continue
 		}
-		copied := dag.Container().From(keyImage).
+		copied := m.pull(keyImage).
 			WithMountedSecret("/private", secretOf("kafka-bootc-private", f.Content)).
 			WithExec([]string{"cp", "/private", "/copy"}).
 			File("/copy")

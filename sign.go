@@ -30,6 +30,8 @@ const (
 // signer signs published digests with cosign.
 type signer struct {
 	tool *dagger.Container
+	// sbom is the container that makes SBOMs (syft).
+	sbom *dagger.Container
 	// via is the host cosign reaches a registry service at, or empty.
 	via string
 }
@@ -38,8 +40,8 @@ type signer struct {
 // registry's credentials, all as secrets, and checks that cosign can read
 // the key and that it matches trusted, the public key that the nodes
 // trust, if there is one.
-func newSigner(ctx context.Context, c *nodes.Cluster, trusted string, key, password *dagger.Secret, username string, registryPassword *dagger.Secret, registryService *dagger.Service) (*signer, error) {
-	tool := goTool(cosignModule).WithSecretVariable("COSIGN_KEY", key)
+func (m *KafkaBootc) newSigner(ctx context.Context, c *nodes.Cluster, trusted string, key, password *dagger.Secret, registryService *dagger.Service) (*signer, error) {
+	tool := m.goTool(cosignModule).WithSecretVariable("COSIGN_KEY", key)
 	if password != nil {
 		tool = tool.WithSecretVariable("COSIGN_PASSWORD", password)
 	} else {
@@ -69,18 +71,7 @@ func newSigner(ctx context.Context, c *nodes.Cluster, trusted string, key, passw
 			return nil, errors.New("signing key: does not match the public key that the nodes trust (--signing-public-key, or --trusted-public-key during a rotation): they would refuse every image it signs")
 		}
 	}
-	s := &signer{tool: tool.WithNewFile("/kafka-bootc/cosign.pub", pub)}
-	if registryPassword != nil {
-		secret, err := registryPassword.Plaintext(ctx)
-		if err != nil {
-			return nil, err
-		}
-		auth, err := nodes.RegistryAuthConfig(c.Host(), username, secret)
-		if err != nil {
-			return nil, err
-		}
-		s.tool = s.tool.WithMountedSecret("/root/.docker/config.json", secretOf("kafka-bootc-cosign-auth", auth))
-	}
+	s := &signer{tool: tool.WithNewFile("/kafka-bootc/cosign.pub", pub), sbom: m.goTool(syftModule)}
 	if registryService != nil {
 		_, port, _ := strings.Cut(c.Host(), ":")
 		s.via = registryAlias
@@ -89,12 +80,17 @@ func newSigner(ctx context.Context, c *nodes.Cluster, trusted string, key, passw
 		}
 		s.tool = s.tool.WithServiceBinding(registryAlias, registryService)
 	}
+	// cosign reads a Docker config.json, whose format containers-auth.json
+	// shares.
+	if s.tool, err = m.withAuthFile(ctx, s.tool, "/root/.docker/config.json", c.Host(), s.via); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
 // goTool is a Go program built from its module, at the version named.
-func goTool(module string) *dagger.Container {
-	return dag.Container().From(goImage).
+func (m *KafkaBootc) goTool(module string) *dagger.Container {
+	return m.pull(goImage).
 		WithMountedCache("/go/pkg/mod", dag.CacheVolume("kafka-bootc-go-mod")).
 		WithMountedCache("/root/.cache/go-build", dag.CacheVolume("kafka-bootc-go-build")).
 		WithEnvVariable("GOBIN", "/usr/local/bin").
@@ -142,7 +138,7 @@ func (s *signer) signAndAttest(ctx context.Context, published string, image *dag
 	if attested {
 		return nil
 	}
-	sbom := goTool(syftModule).
+	sbom := s.sbom.
 		WithMountedFile("/kafka-bootc/image.tar", image.AsTarball()).
 		WithExec([]string{"syft", "scan", "oci-archive:/kafka-bootc/image.tar", "--output", "spdx-json=/kafka-bootc/sbom.spdx.json"}).
 		File("/kafka-bootc/sbom.spdx.json")

@@ -36,7 +36,7 @@ func (m *KafkaBootc) Ca(
 	if err != nil {
 		return nil, err
 	}
-	return withFiles(dag.Directory(), []nodes.File{
+	return m.withFiles(dag.Directory(), []nodes.File{
 		{Path: "ca.crt", Content: cert, Mode: 0o644},
 		{Path: "ca.key", Content: key, Mode: 0o600, Private: true},
 	}), nil
@@ -83,7 +83,7 @@ func (m *KafkaBootc) Client(
 	if err != nil {
 		return nil, err
 	}
-	return withFiles(dag.Directory(), c.ClientFiles(name, cert, key, ca.TrustPEM)), nil
+	return m.withFiles(dag.Directory(), c.ClientFiles(name, cert, key, ca.TrustPEM)), nil
 }
 
 // issuer makes node certificates with the cluster CA, for disks.

@@ -6,7 +6,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rsa"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -214,12 +213,6 @@ func CosignTarget(published, via string) (CosignRef, error) {
 		Transport: []string{"--allow-http-registry", "--allow-insecure-registry"},
 		Identity:  []string{"--sign-container-identity", named.Name()},
 	}, nil
-}
-
-// RegistryAuthConfig is a Docker config.json that logs cosign in to host.
-func RegistryAuthConfig(host, user, password string) ([]byte, error) {
-	auth := base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
-	return json.Marshal(map[string]any{"auths": map[string]any{host: map[string]string{"auth": auth}}})
 }
 
 // SamePublicKey reports whether two PEM public keys are the same key.

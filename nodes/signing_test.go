@@ -6,7 +6,6 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -297,23 +296,6 @@ func TestCosignSignsTheDigestUnderThePublishedName(t *testing.T) {
 	}
 	if _, err := CosignTarget("quay.io/me/kafka-broker-1:latest", ""); err == nil {
 		t.Error("a tag alone is signed; a tag moves")
-	}
-}
-
-func TestRegistryAuthConfigLogsIn(t *testing.T) {
-	data, err := RegistryAuthConfig("quay.io", "me", "p@ss:word")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cfg struct {
-		Auths map[string]struct{ Auth string } `json:"auths"`
-	}
-	if err := json.Unmarshal(data, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	dec, _ := base64.StdEncoding.DecodeString(cfg.Auths["quay.io"].Auth)
-	if string(dec) != "me:p@ss:word" {
-		t.Errorf("auth %q", dec)
 	}
 }
 

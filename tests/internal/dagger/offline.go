@@ -89,8 +89,6 @@ func (r *KafkaBootc) Config() *Directory {
 
 // KafkaBootcBuildAllOpts are build-all's optional arguments.
 type KafkaBootcBuildAllOpts struct {
-	Username         string
-	Password         *Secret
 	RegistryService  *Service
 	SigningKey       *Secret
 	SigningPassword  *Secret
@@ -101,12 +99,6 @@ type KafkaBootcBuildAllOpts struct {
 func (r *KafkaBootc) BuildAll(ctx context.Context, opts ...KafkaBootcBuildAllOpts) (string, error) {
 	q := r.query.Select("buildAll")
 	for i := len(opts) - 1; i >= 0; i-- {
-		if !querybuilder.IsZeroValue(opts[i].Username) {
-			q = q.Arg("username", opts[i].Username)
-		}
-		if !querybuilder.IsZeroValue(opts[i].Password) {
-			q = q.Arg("password", opts[i].Password)
-		}
 		if !querybuilder.IsZeroValue(opts[i].RegistryService) {
 			q = q.Arg("registryService", opts[i].RegistryService)
 		}
