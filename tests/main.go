@@ -18,6 +18,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -567,7 +568,7 @@ func (m *Tests) Disk(ctx context.Context) error {
 // health probes as a healthy node of a 1+1 cluster would.
 const nodeScript = `set -eu
 apt-get update -qq
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server sudo >/dev/null
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server sudo openssl >/dev/null
 groupadd -f wheel
 useradd -m -G wheel kafka
 install -d -m 700 -o kafka -g kafka /home/kafka/.ssh
@@ -612,6 +613,10 @@ case "$*" in
 esac
 EOS
 chmod 755 /usr/bin/bootc /usr/bin/systemctl /usr/bin/podman
+# The certificate that the node's Kafka listener presents, which health
+# reads through sshd's forwarding (see nodeService).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 365 \
+	-subj /CN=e2e-node -keyout /e2e/tls.key -out /e2e/tls.crt 2>/dev/null
 `
 
 // Health runs kafka-bootc's health function over SSH against two stand-in
@@ -647,6 +652,10 @@ func (m *Tests) Health(ctx context.Context) error {
 		if !strings.Contains(out, want) {
 			return fmt.Errorf("health printed no %q:\n%s", want, out)
 		}
+	}
+	// Each node's certificate, read from its Kafka listener: days left.
+	if n := len(regexp.MustCompile(`(?m) 36[0-4]d$`).FindAllString(out, -1)); n != 2 {
+		return fmt.Errorf("health shows %d certificate expiries, want 2:\n%s", n, out)
 	}
 	if _, err := health("failed"); err == nil || !strings.Contains(err.Error(), "kafka-broker-1: the Kafka unit is failed") {
 		return fmt.Errorf("health with a failed Kafka unit: %v", err)
@@ -690,7 +699,7 @@ func standInNodes(ctx context.Context, keys, config *dagger.Directory, brokerUni
 			return nil, "", err
 		}
 		svc, err := node.WithExposedPort(22).
-			AsService(dagger.ContainerAsServiceOpts{Args: []string{"/usr/sbin/sshd", "-D", "-e"}}).
+			AsService(dagger.ContainerAsServiceOpts{Args: nodeService(map[string]int{"broker": 9092, "controller": 9093}[n.role])}).
 			Start(ctx)
 		if err != nil {
 			return nil, "", fmt.Errorf("%s: sshd: %w", n.name, err)
@@ -705,6 +714,13 @@ func standInNodes(ctx context.Context, keys, config *dagger.Directory, brokerUni
 		fmt.Fprintf(&knownHosts, "[%s]:22 %s %s\n", host, f[0], f[1])
 	}
 	return addresses, knownHosts.String(), nil
+}
+
+// nodeService runs a stand-in node: sshd, and on the role's Kafka port a
+// TLS listener that presents the node's certificate and asks for a
+// client's, as Kafka's does in tls mode.
+func nodeService(kafkaPort int) []string {
+	return []string{"sh", "-c", fmt.Sprintf("openssl s_server -www -accept %d -cert /e2e/tls.crt -key /e2e/tls.key -Verify 1 >/dev/null 2>&1 & exec /usr/sbin/sshd -D -e", kafkaPort)}
 }
 
 // sshKeys makes a key pair for the disk user, fresh for each run: the
