@@ -239,6 +239,45 @@ type Script struct {
 	Content []byte
 }
 
+// waitForAddresses ends start-vms.sh: it waits for each VM's address
+// (libvirt's DHCP lease) and its sshd, and writes what running needs to
+// reach the nodes: addresses.txt (NODE=IP lines, for --address-file) and
+// known_hosts (their host keys, for --known-hosts). Both are replaced
+// whole, only once every node answered.
+const waitForAddresses = `# Wait for each VM's address and sshd, then write addresses.txt (NODE=IP,
+# for running --address-file) and known_hosts (for running --known-hosts).
+TIMEOUT=${TIMEOUT:-600}
+POLL=${POLL:-5}
+wait_for() {
+	since=$(date +%%s)
+	until "$@"; do
+		if [ $(($(date +%%s) - since)) -ge "$TIMEOUT" ]; then return 1; fi
+		sleep "$POLL"
+	done
+}
+address() {
+	ip=$(virsh domifaddr "$1" --source lease 2>/dev/null | awk '$3 == "ipv4" { sub("/.*", "", $4); print $4; exit }')
+	[ -n "$ip" ]
+}
+host_keys() {
+	ssh-keyscan -T 5 "$1" 2>/dev/null >keys.tmp || true
+	grep -q "^$1 " keys.tmp
+}
+: >addresses.txt.tmp
+: >known_hosts.tmp
+# shellcheck disable=SC2043 # disk writes the scripts of one node
+for vm in %s; do
+	wait_for address "$vm" || { echo "start-vms.sh: $vm has no address after $TIMEOUT s (virsh domifaddr $vm --source lease)" >&2; exit 1; }
+	wait_for host_keys "$ip" || { echo "start-vms.sh: $vm ($ip) does not answer on SSH after $TIMEOUT s" >&2; exit 1; }
+	echo "$vm=$ip" >>addresses.txt.tmp
+	cat keys.tmp >>known_hosts.tmp
+done
+rm -f keys.tmp
+mv addresses.txt.tmp addresses.txt
+mv known_hosts.tmp known_hosts
+echo "start-vms.sh: every node answers; addresses.txt and known_hosts are in $(pwd)"
+`
+
 // VMScripts renders remove-vms.sh and start-vms.sh, which remove and start
 // the cluster's VMs with virsh and virt-install from the exported disks
 // directory. They need a qcow2 or raw disk; with neither, there are none.
@@ -283,6 +322,12 @@ set -eu
 `, vm.Name, format, vm.MemoryMiB, vm.CPUs)
 		fmt.Fprintf(&remove, "virsh destroy %[1]s || true\nvirsh undefine %[1]s --remove-all-storage || true\n", vm.Name)
 	}
+	names := make([]string, len(vms))
+	for i, vm := range vms {
+		names[i] = vm.Name
+	}
+	// Node names are letters, digits and '-' (nodes.Plan): no quoting.
+	fmt.Fprintf(&start, waitForAddresses, strings.Join(names, " "))
 	return []Script{
 		{Name: "remove-vms.sh", Content: []byte(remove.String())},
 		{Name: "start-vms.sh", Content: []byte(start.String())},

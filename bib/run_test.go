@@ -2,6 +2,7 @@ package bib
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -31,11 +32,22 @@ func TestVMScriptsAreValidShell(t *testing.T) {
 	if len(scripts) != 2 {
 		t.Fatalf("scripts %v", scripts)
 	}
-	for _, s := range scripts {
-		cmd := exec.Command("sh", "-n")
-		cmd.Stdin = strings.NewReader(string(s.Content))
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Errorf("%s: %v\n%s", s.Name, err, out)
+	sc, _ := exec.LookPath("shellcheck")
+	for _, one := range [][]Script{scripts, VMScripts([]VM{{"kafka-broker-1", 4096, 2}}, outs)} {
+		for _, s := range one {
+			cmd := exec.Command("sh", "-n")
+			cmd.Stdin = strings.NewReader(string(s.Content))
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Errorf("%s: %v\n%s", s.Name, err, out)
+			}
+			if sc == "" {
+				continue
+			}
+			cmd = exec.Command(sc, "-s", "sh", "-")
+			cmd.Stdin = strings.NewReader(string(s.Content))
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Errorf("%s: shellcheck: %v\n%s", s.Name, err, out)
+			}
 		}
 	}
 	start := string(scripts[1].Content)
@@ -339,4 +351,67 @@ func baseLayer(t *testing.T, registry, image string) string {
 		t.Fatalf("manifest of %s: %v %+v", image, err, m)
 	}
 	return m.Layers[0].Digest
+}
+
+// TestStartVMsWritesAddressesAndHostKeys runs start-vms.sh with stand-ins
+// for virt-install, virsh and ssh-keyscan: a VM gets its address only at
+// the second look, and its sshd answers only at the third; the script
+// waits for both, then writes addresses.txt and known_hosts.
+func TestStartVMsWritesAddressesAndHostKeys(t *testing.T) {
+	outs, _ := Outputs([]string{"qcow2"})
+	dir, bin, images := t.TempDir(), t.TempDir(), t.TempDir()
+	for _, s := range VMScripts([]VM{{"kafka-broker-1", 4096, 2}, {"kafka-controller-1", 2048, 2}}, outs) {
+		os.WriteFile(filepath.Join(dir, s.Name), s.Content, 0o755)
+	}
+	for i, vm := range []string{"kafka-broker-1", "kafka-controller-1"} {
+		os.MkdirAll(filepath.Join(dir, vm, "qcow2"), 0o755)
+		os.WriteFile(filepath.Join(dir, vm, "qcow2", "disk.qcow2"), []byte("disk"), 0o644)
+		os.WriteFile(filepath.Join(bin, "ip-"+vm), []byte(fmt.Sprintf("192.168.122.%d", 10+i)), 0o644)
+	}
+	stubs := map[string]string{
+		"virt-install": `echo "$*" >>"$STUBS/installed"`,
+		// The lease appears at the second look.
+		"virsh": `n=$(cat "$STUBS/looks-$2" 2>/dev/null || echo 0); n=$((n + 1)); echo $n >"$STUBS/looks-$2"
+[ "$n" -ge 2 ] || exit 0
+printf ' Name       MAC address          Protocol     Address\n-----------------------------------------------------\n vnet0      52:54:00:6b:3c:58    ipv4         %s/24\n' "$(cat "$STUBS/ip-$2")"`,
+		// sshd answers at the third attempt.
+		"ssh-keyscan": `ip=$3; n=$(cat "$STUBS/scans-$ip" 2>/dev/null || echo 0); n=$((n + 1)); echo $n >"$STUBS/scans-$ip"
+[ "$n" -ge 3 ] || exit 1
+echo "$ip ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKey$ip"`,
+	}
+	for name, body := range stubs {
+		os.WriteFile(filepath.Join(bin, name), []byte("#!/bin/sh\n"+body+"\n"), 0o755)
+	}
+	cmd := exec.Command("sh", filepath.Join(dir, "start-vms.sh"))
+	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "STUBS="+bin, "IMAGES="+images, "POLL=0.05", "TIMEOUT=5")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("start-vms.sh: %v\n%s", err, out)
+	}
+	read := func(name string) string {
+		b, _ := os.ReadFile(filepath.Join(dir, name))
+		return string(b)
+	}
+	if got := read("addresses.txt"); got != "kafka-broker-1=192.168.122.10\nkafka-controller-1=192.168.122.11\n" {
+		t.Errorf("addresses.txt:\n%s", got)
+	}
+	if got := read("known_hosts"); got != "192.168.122.10 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKey192.168.122.10\n192.168.122.11 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKey192.168.122.11\n" {
+		t.Errorf("known_hosts:\n%s", got)
+	}
+	if entries, _ := filepath.Glob(filepath.Join(dir, "*.tmp")); len(entries) != 0 {
+		t.Errorf("left behind: %v", entries)
+	}
+
+	// A VM that never gets an address: the script says which, and leaves
+	// the files of the last run as they were.
+	os.Remove(filepath.Join(bin, "ip-kafka-controller-1"))
+	os.WriteFile(filepath.Join(bin, "virsh"), []byte("#!/bin/sh\n[ \"$2\" = kafka-broker-1 ] && printf ' vnet0 52:54:00:6b:3c:58 ipv4 192.168.122.10/24\\n'\nexit 0\n"), 0o755)
+	again := exec.Command("sh", filepath.Join(dir, "start-vms.sh"))
+	again.Env = append(cmd.Env, "TIMEOUT=1")
+	out, err := again.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "start-vms.sh: kafka-controller-1 has no address after 1 s") {
+		t.Errorf("a VM without an address: %v\n%s", err, out)
+	}
+	if read("addresses.txt") != "kafka-broker-1=192.168.122.10\nkafka-controller-1=192.168.122.11\n" {
+		t.Errorf("a failed run changed addresses.txt")
+	}
 }
