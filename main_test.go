@@ -547,3 +547,20 @@ func TestEveryPlaceTheReadmeWritesSecretsToIsIgnored(t *testing.T) {
 		}
 	}
 }
+
+// TestRunningRefusesABadJumpHostFirst: a jump host that ssh -J would not
+// take is refused before any node is reached.
+func TestRunningRefusesABadJumpHostFirst(t *testing.T) {
+	m, err := newModule(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = m.Running(context.Background(), nil, nil, true, nil, nil, []string{"admin@bastion", "@bastion"}, "", "")
+	if err == nil || err.Error() != `jump "@bastion": must be [USER@]HOST[:PORT], as ssh -J takes it` {
+		t.Errorf("%v", err)
+	}
+	r, err := m.Running(context.Background(), nil, nil, true, []string{"kafka-broker-1=10.0.0.1"}, nil, []string{"admin@bastion:2222"}, "", "")
+	if err != nil || r.Jump[0] != "admin@bastion:2222" || r.Parent != m {
+		t.Errorf("%+v, %v", r, err)
+	}
+}

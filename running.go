@@ -38,13 +38,19 @@ type Running struct {
 	SSHUser string
 	// +private
 	Published string
+	// +private
+	Jump []string
 }
 
-// Running returns the running cluster, to check with health or upgrade
-// with rollout: "running --identity file:$HOME/.ssh/id_ed25519
-// --known-hosts ./known_hosts health". It only checks its arguments; the
-// nodes are reached by the function that follows.
+// Running returns the running cluster, reached over SSH, for health,
+// rollout, renew-certificates and trust.
+//
+// For example "running --identity file:$HOME/.ssh/id_ed25519 --known-hosts
+// ./disk-images/known_hosts --address-file ./disk-images/addresses.txt
+// health". It only checks its arguments; the nodes are reached by the
+// function that follows.
 func (m *KafkaBootc) Running(
+	ctx context.Context,
 	// Private SSH key of the disk user, for example file:$HOME/.ssh/id_ed25519
 	// (no passphrase). It is never printed.
 	identity *dagger.Secret,
@@ -61,6 +67,17 @@ func (m *KafkaBootc) Running(
 	// a node not given is reached at its hostname.
 	// +optional
 	address []string,
+	// A file of NODE=HOST[:PORT] lines, as start-vms.sh writes
+	// addresses.txt; --address overrides a line of it.
+	// +optional
+	addressFile *dagger.File,
+	// An SSH host to go through to the nodes, as [USER@]HOST[:PORT], for
+	// example a bastion, or the hypervisor whose NAT network holds the VMs
+	// (repeatable for a chain, in order, as ssh -J). It logs in with the
+	// same --identity (the node user when USER is not given), and its host
+	// key must be in --known-hosts too.
+	// +optional
+	jump []string,
 	// User to log in as; the disk user when not given.
 	// +optional
 	sshUser string,
@@ -82,11 +99,27 @@ func (m *KafkaBootc) Running(
 	if err != nil {
 		return nil, err
 	}
+	if addressFile != nil {
+		text, err := addressFile.Contents(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("address file: %w", err)
+		}
+		fromFile, err := health.ParseAddressFile(text)
+		if err != nil {
+			return nil, err
+		}
+		address = health.MergeAddresses(fromFile, address)
+	}
 	if _, err := health.Targets(c, address, refs); err != nil {
 		return nil, err
 	}
+	for _, j := range jump {
+		if _, err := remote.ParseJump(j); err != nil {
+			return nil, err
+		}
+	}
 	return &Running{Parent: m, Identity: identity, KnownHosts: knownHosts, InsecureAcceptNewHostKeys: insecureAcceptNewHostKeys,
-		Address: address, SSHUser: sshUser, Published: published}, nil
+		Address: address, SSHUser: sshUser, Published: published, Jump: jump}, nil
 }
 
 // Health reads every node and prints one table, then "healthy" or what is
@@ -318,6 +351,13 @@ func (r *Running) connect(ctx context.Context, needTargets bool) (*nodes.Cluster
 		return nil, nil, nil, err
 	}
 	cfg := remote.Config{User: r.SSHUser, AcceptNewHostKeys: r.InsecureAcceptNewHostKeys, Log: os.Stderr}
+	for _, j := range r.Jump {
+		hop, err := remote.ParseJump(j)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		cfg.Jump = append(cfg.Jump, hop)
+	}
 	if cfg.User == "" {
 		cfg.User = c.Disk.User
 	}

@@ -93,3 +93,38 @@ func names(c *nodes.Cluster) string {
 	}
 	return strings.Join(ns, ", ")
 }
+
+// ParseAddressFile reads NODE=HOST[:PORT] lines, as start-vms.sh writes
+// addresses.txt; blank lines and lines starting with # are left out.
+// Targets checks each entry.
+func ParseAddressFile(text string) ([]string, error) {
+	var out []string
+	for i, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if !strings.Contains(line, "=") {
+			return nil, fmt.Errorf("address file, line %d: %q must be NODE=HOST[:PORT]", i+1, line)
+		}
+		out = append(out, line)
+	}
+	return out, nil
+}
+
+// MergeAddresses joins a file's addresses and the ones given one by one,
+// which override the file's for the same node.
+func MergeAddresses(file, given []string) []string {
+	override := map[string]bool{}
+	for _, a := range given {
+		name, _, _ := strings.Cut(a, "=")
+		override[name] = true
+	}
+	var out []string
+	for _, a := range file {
+		if name, _, _ := strings.Cut(a, "="); !override[name] {
+			out = append(out, a)
+		}
+	}
+	return append(out, given...)
+}

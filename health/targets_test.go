@@ -47,3 +47,30 @@ func TestTargets(t *testing.T) {
 		t.Error("a published reference without a digest accepted")
 	}
 }
+
+// TestAnAddressFileFromStartVMs: the lines start-vms.sh writes, an
+// --address that overrides one of them, and a line that is not one.
+func TestAnAddressFileFromStartVMs(t *testing.T) {
+	c, err := nodes.Plan(nodes.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, err := ParseAddressFile("kafka-broker-1=192.168.122.10\n\n# a comment\nkafka-controller-1=192.168.122.11\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := Targets(c, MergeAddresses(file, []string{"kafka-controller-1=10.0.0.5:2222"}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hosts := map[string]string{}
+	for _, n := range ns {
+		hosts[n.Name] = n.Host
+	}
+	if hosts["kafka-broker-1"] != "192.168.122.10" || hosts["kafka-controller-1"] != "10.0.0.5:2222" || hosts["kafka-broker-2"] != "kafka-broker-2" {
+		t.Errorf("hosts %v", hosts)
+	}
+	if _, err := ParseAddressFile("kafka-broker-1=10.0.0.1\nkafka-broker-2 10.0.0.2\n"); err == nil || err.Error() != `address file, line 2: "kafka-broker-2 10.0.0.2" must be NODE=HOST[:PORT]` {
+		t.Errorf("a line without '=': %v", err)
+	}
+}

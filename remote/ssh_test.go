@@ -5,6 +5,8 @@ import (
 	"context"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -186,5 +188,71 @@ func TestDialReachesTheNodesOwnListener(t *testing.T) {
 	}
 	if _, err := s.Run(context.Background(), d.Addr, []string{"true"}); err != nil {
 		t.Errorf("after a refused forward: %v", err)
+	}
+}
+
+func TestParseJumpReadsWhatSshJTakes(t *testing.T) {
+	for in, want := range map[string]Hop{
+		"admin@bastion.example.com": {"admin", "bastion.example.com:22"},
+		"bastion":                   {"", "bastion:22"},
+		"root@10.0.0.1:2222":        {"root", "10.0.0.1:2222"},
+		"[2001:db8::1]:2200":        {"", "[2001:db8::1]:2200"},
+		"core@2001:db8::1":          {"core", "[2001:db8::1]:22"},
+	} {
+		got, err := ParseJump(in)
+		if err != nil || got != want {
+			t.Errorf("%s: %+v, %v; want %+v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "@bastion", "user@", "a b", "ssh://bastion", "bastion:"} {
+		if _, err := ParseJump(bad); err == nil || !strings.Contains(err.Error(), "must be [USER@]HOST[:PORT]") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}
+
+// TestJumpHostsCarryEveryConnection: a node reached through one jump
+// host, and through two; a jump host that forwards nothing stops it, and
+// says which; a jump host whose key known_hosts lacks is refused.
+func TestJumpHostsCarryEveryConnection(t *testing.T) {
+	node := startSSHD(t)
+	jump1 := sshdtest.Start(t, "")
+	jump2 := sshdtest.Start(t, "")
+	closed := sshdtest.Start(t, "AllowTcpForwarding no")
+	// Every server lets in the node's client key.
+	for _, j := range []*sshdtest.Server{jump1, jump2, closed} {
+		pub, _ := ssh.ParsePrivateKey(node.ClientKey)
+		os.WriteFile(filepath.Join(j.Dir, "authorized_keys"), ssh.MarshalAuthorizedKey(pub.PublicKey()), 0o600)
+	}
+	known := func(servers ...*sshdtest.Server) []byte {
+		var b []byte
+		for _, s := range servers {
+			b = append(b, s.KnownHosts(s.HostKey)...)
+		}
+		return b
+	}
+	run := func(hosts []byte, jumps ...*sshdtest.Server) (string, error) {
+		var hops []Hop
+		for _, j := range jumps {
+			hops = append(hops, Hop{Addr: j.Addr})
+		}
+		s, err := client(t, node, func(c *Config) { c.KnownHosts = hosts; c.Jump = hops })
+		if err != nil {
+			return "", err
+		}
+		out, err := s.Run(context.Background(), node.Addr, []string{"echo", "through"})
+		return string(out), err
+	}
+	if out, err := run(known(node, jump1), jump1); err != nil || out != "through\n" {
+		t.Errorf("through one jump host: %q, %v", out, err)
+	}
+	if out, err := run(known(node, jump1, jump2), jump1, jump2); err != nil || out != "through\n" {
+		t.Errorf("through two: %q, %v", out, err)
+	}
+	if _, err := run(known(node, closed), closed); err == nil || !strings.Contains(err.Error(), "through "+closed.Addr) {
+		t.Errorf("a jump host that forwards nothing: %v", err)
+	}
+	if _, err := run(known(node), jump1); err == nil || !strings.Contains(err.Error(), "jump host "+jump1.Addr) || !strings.Contains(err.Error(), "is not in known_hosts") {
+		t.Errorf("a jump host that known_hosts lacks: %v", err)
 	}
 }
