@@ -101,7 +101,7 @@ func (m *KafkaBootc) BuildAll(
 				ctrs[i], errs[i] = ctrs[i].Sync(ctx)
 				lines[i] = n.Name + " built"
 			}
-			if nodes.Denied(errs[i]) {
+			if nodes.Denied(errs[i]) && strings.Contains(errs[i].Error(), c.BaseImage) {
 				// The base image is the one image a build pulls.
 				errs[i] = nodes.RegistryError("pulling", c.BaseImage, errs[i])
 			}

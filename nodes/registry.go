@@ -39,7 +39,7 @@ func RegistryHost(ref string) string {
 // denied matches what registries and the tools that talk to them answer
 // when a login is missing or not enough: HTTP 401 and 403, and the
 // distribution spec's UNAUTHORIZED and DENIED error codes.
-var denied = regexp.MustCompile(`(?i)\b(401|403|unauthorized|authentication required|denied|forbidden)\b`)
+var denied = regexp.MustCompile(`(?i)\b(401|403)\b|unauthorized|authentication required|access denied|access to the resource is denied|denied: |forbidden`)
 
 // RegistryError says in words what a registry's refusal means: the
 // registry of ref needs credentials, or better ones. Any other error is

@@ -69,8 +69,14 @@ func TestARefusalSaysThatTheRegistryNeedsCredentials(t *testing.T) {
 	}
 }
 
-func TestADigestIsNotARefusal(t *testing.T) {
+func TestADigestOrAFilesPermissionIsNotARefusal(t *testing.T) {
 	if Denied(errors.New("pulling quay.io/x/y@sha256:4030401ab: manifest unknown")) {
 		t.Error("a digest holding 401 reads as a refusal")
+	}
+	if Denied(errors.New("process \"dnf -y install firewalld\" did not complete: open /var/cache/dnf/x: permission denied")) {
+		t.Error("a file's permission reads as a registry's refusal")
+	}
+	if !Denied(errors.New("denied: denied")) {
+		t.Error("GHCR's refusal is not one")
 	}
 }

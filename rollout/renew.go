@@ -248,7 +248,7 @@ func undoInstall(ctx context.Context, t Transport, n health.Node, file, what str
 func trustStore(ctx context.Context, t Transport, n health.Node) ([]*x509.Certificate, error) {
 	out, err := t.Run(ctx, n.Host, nodes.AsRoot(nodes.ActionShowTrust))
 	if err != nil {
-		return nil, fmt.Errorf("reading its trust store: %w", err)
+		return nil, fmt.Errorf("reading its trust store (a node image built before renew-certificates existed lacks the steps in its sudoers drop-in: roll a new build out first): %w", err)
 	}
 	certs, err := pki.ParseTrustBundle(out)
 	if err != nil {
