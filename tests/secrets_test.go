@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"os"
 	"os/exec"
@@ -14,9 +15,10 @@ import (
 )
 
 // TestNoKeyInTheLogOrOutsideTheDisk runs the commands a user runs, with the
-// dagger CLI and --progress=plain: ca, client, then disk with that CA. The
-// log must hold no line of any private key; the disk's directory must hold
-// the node's key only inside disk.qcow2. It needs an engine, so it runs
+// dagger CLI and --progress=plain: ca, client, then disk with that CA and a
+// pull secret. The log must hold no line of any private key, nor the pull
+// secret; the disk's directory must hold the node's key and the pull secret
+// only inside disk.qcow2. It needs an engine, so it runs
 // only when KAFKA_BOOTC_E2E_DAGGER names the CLI:
 //
 //	KAFKA_BOOTC_E2E_DAGGER=$(command -v dagger) go test -tags dagger_offline -run NoKey ./...
@@ -45,7 +47,20 @@ func TestNoKeyInTheLogOrOutsideTheDisk(t *testing.T) {
 	run("ca", "-o", ca)
 	run("client", "--name", "alice", "--ca-cert", filepath.Join(ca, "ca.crt"), "--ca-key", "file:"+filepath.Join(ca, "ca.key"), "-o", filepath.Join(dir, "alice"))
 	disks := filepath.Join(dir, "disks")
-	run("disk", "--node", "kafka-broker-1", "--ca-cert", filepath.Join(ca, "ca.crt"), "--ca-key", "file:"+filepath.Join(ca, "ca.key"), "-o", disks)
+	// The nodes' pull secret goes the same way as the node's key.
+	pullAuth := base64.StdEncoding.EncodeToString([]byte("e2e-robot:pull-secret-token-7f3a9c"))
+	pullSecret := `{"auths":{"` + registryHost + `":{"auth":"` + pullAuth + `"}}}`
+	authFile := filepath.Join(dir, "auth.json")
+	if err := os.WriteFile(authFile, []byte(pullSecret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run("disk", "--node", "kafka-broker-1", "--ca-cert", filepath.Join(ca, "ca.crt"), "--ca-key", "file:"+filepath.Join(ca, "ca.key"),
+		"--pull-secret", "file:"+authFile, "-o", disks)
+	for _, needle := range []string{pullAuth, "pull-secret-token-7f3a9c", base64.StdEncoding.EncodeToString([]byte(pullSecret))} {
+		if strings.Contains(log.String(), needle) {
+			t.Errorf("the log holds the pull secret")
+		}
+	}
 
 	// Every body line of the keys that left on purpose.
 	var lines []string
@@ -78,6 +93,9 @@ func TestNoKeyInTheLogOrOutsideTheDisk(t *testing.T) {
 		}
 		if bytes.Contains(data, []byte("PRIVATE KEY")) || bytes.Contains(data, []byte("LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0t")) {
 			t.Errorf("%s holds a private key; only the disk may", p)
+		}
+		if bytes.Contains(data, []byte(pullAuth)) || bytes.Contains(data, []byte(base64.StdEncoding.EncodeToString([]byte(pullSecret)))) {
+			t.Errorf("%s holds the pull secret; only the disk may", p)
 		}
 		return nil
 	})
