@@ -82,6 +82,15 @@ func (c *Client) KafkaBootc(opts ...KafkaBootcOpts) *KafkaBootc {
 	return &KafkaBootc{query: q}
 }
 
+// WithRegistryAuth is kafka-bootc's with-registry-auth function.
+func (r *KafkaBootc) WithRegistryAuth(address, username string, secret *Secret) *KafkaBootc {
+	q := r.query.Select("withRegistryAuth")
+	q = q.Arg("address", address)
+	q = q.Arg("username", username)
+	q = q.Arg("secret", secret)
+	return &KafkaBootc{query: q}
+}
+
 // Config is kafka-bootc's config function.
 func (r *KafkaBootc) Config() *Directory {
 	return (&sdk.Directory{}).WithGraphQLQuery(r.query.Select("config"))
