@@ -14,6 +14,7 @@
 //   - publish.go: build-all, which builds and publishes them;
 //   - sign.go: cosign signatures and syft SBOMs of what was published;
 //   - disks.go: disks and disk, bootc-image-builder's runs;
+//   - disksecrets.go: what a disk carries that no image may;
 //   - handoff.go: the registry service that hands images to the builder;
 //   - tls.go: the cluster CA, client identities and node certificates;
 //   - secrets.go: how private files travel without showing in logs;
