@@ -564,3 +564,51 @@ func TestRunningRefusesABadJumpHostFirst(t *testing.T) {
 		t.Errorf("%+v, %v", r, err)
 	}
 }
+
+// TestTheWorkflowsMatrixAndSummary runs the workflow's scripts on
+// build-all's output: one disk job per node published by digest, none (an
+// empty list, which the disk job's condition checks) when nothing was;
+// and the summary's table.
+func TestTheWorkflowsMatrixAndSummary(t *testing.T) {
+	digest := "sha256:" + strings.Repeat("ab", 32)
+	out := "kafka-broker-1 quay.io/me/kafka-broker-1:latest@" + digest + " signed, SBOM attached\n" +
+		"kafka-controller-1 quay.io/me/kafka-controller-1:latest@" + digest + "\n"
+	script := func(name, input string) string {
+		t.Helper()
+		file := filepath.Join(t.TempDir(), "published.txt")
+		os.WriteFile(file, []byte(input), 0o644)
+		got, err := exec.Command("sh", filepath.Join(".github", "scripts", name), file).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", name, err, got)
+		}
+		return string(got)
+	}
+	var matrix []map[string]string
+	if err := json.Unmarshal([]byte(script("matrix.sh", out)), &matrix); err != nil {
+		t.Fatal(err)
+	}
+	if len(matrix) != 2 || matrix[0]["node"] != "kafka-broker-1" || matrix[1]["image"] != "quay.io/me/kafka-controller-1:latest@"+digest {
+		t.Errorf("matrix %v", matrix)
+	}
+	for _, nothing := range []string{"", "kafka-broker-1 built\nkafka-controller-1 built\nnothing was published: no --registry given\n"} {
+		if got := script("matrix.sh", nothing); got != "[]\n" {
+			t.Errorf("matrix of %q: %q, want []", nothing, got)
+		}
+	}
+	summary := script("summary.sh", out)
+	for _, row := range []string{
+		"| kafka-broker-1 | `quay.io/me/kafka-broker-1:latest` | `" + digest + "` | yes |",
+		"| kafka-controller-1 | `quay.io/me/kafka-controller-1:latest` | `" + digest + "` | no |",
+	} {
+		if !strings.Contains(summary, row+"\n") {
+			t.Errorf("summary lacks %s:\n%s", row, summary)
+		}
+	}
+	wf, err := os.ReadFile(".github/workflows/ci.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(wf), "if: needs.publish.outputs.nodes != '[]'") {
+		t.Error("the disk job runs on an empty matrix, which GitHub refuses")
+	}
+}
