@@ -23,8 +23,9 @@ import (
 //
 // Kept for one session only: the disks start from the base, bound and
 // builder images' tags, which move. A rerun with nothing changed reuses
-// the disks from Dagger's layer cache, except in tls mode: each run gives
-// each disk a new key and certificate.
+// the disks from Dagger's layer cache, in tls mode too on the same day:
+// each node's key and certificate derive from the CA key, its names, the
+// validity and the day, unless --rotate asks for new ones.
 // +cache="session"
 func (m *KafkaBootc) Disks(
 	ctx context.Context,
@@ -61,6 +62,12 @@ func (m *KafkaBootc) Disks(
 	// bound images: needed when the registry's repositories are private.
 	// +optional
 	pullSecret *dagger.Secret,
+	// Give every disk a new key. By default each node's key and
+	// certificate are derived from the CA key, the node's names, the
+	// validity and today's date, so that a rerun the same day with nothing
+	// changed builds no disk again.
+	// +optional
+	rotate bool,
 ) (*dagger.Directory, error) {
 	c, err := m.cluster()
 	if err != nil {
@@ -72,7 +79,7 @@ func (m *KafkaBootc) Disks(
 	if c.Registry == "" {
 		return nil, nodes.ErrNoRegistry
 	}
-	issuer, err := newIssuer(ctx, c, caCert, caKey, certDays, extraName)
+	issuer, err := newIssuer(ctx, c, caCert, caKey, certDays, extraName, rotate)
 	if err != nil {
 		return nil, err
 	}
@@ -149,6 +156,10 @@ func (m *KafkaBootc) Disk(
 	// /etc/ostree/auth.json, root only, where bootc reads it.
 	// +optional
 	pullSecret *dagger.Secret,
+	// Give the disk a new key instead of the one derived from the CA key,
+	// the node's names, the validity and today's date.
+	// +optional
+	rotate bool,
 ) (*dagger.Directory, error) {
 	c, err := m.cluster()
 	if err != nil {
@@ -158,7 +169,7 @@ func (m *KafkaBootc) Disk(
 	if err != nil {
 		return nil, err
 	}
-	issuer, err := newIssuer(ctx, c, caCert, caKey, certDays, extraName)
+	issuer, err := newIssuer(ctx, c, caCert, caKey, certDays, extraName, rotate)
 	if err != nil {
 		return nil, err
 	}

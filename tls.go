@@ -92,15 +92,19 @@ type issuer struct {
 	ca    *pki.CA
 	days  int
 	extra map[string][]pki.SAN
+	// rotate asks for new keys; otherwise each node's key and certificate
+	// are derived from the CA key, its identity and the day (see
+	// pki.CA.IssueDerived), so that an unchanged disk is built once a day.
+	rotate bool
 }
 
 // newIssuer checks the CA arguments against the security mode, before
 // anything is built: tls mode needs a CA that may sign now, plaintext
 // mode takes none. It returns nil in plaintext mode.
-func newIssuer(ctx context.Context, c *nodes.Cluster, caCert *dagger.File, caKey *dagger.Secret, days int, extraNames []string) (*issuer, error) {
+func newIssuer(ctx context.Context, c *nodes.Cluster, caCert *dagger.File, caKey *dagger.Secret, days int, extraNames []string, rotate bool) (*issuer, error) {
 	if !c.TLS {
-		if caCert != nil || caKey != nil || len(extraNames) > 0 {
-			return nil, errors.New("ca cert: given for a cluster built with --security plaintext, whose nodes use no certificates; leave out --ca-cert, --ca-key and --extra-name")
+		if caCert != nil || caKey != nil || len(extraNames) > 0 || rotate {
+			return nil, errors.New("ca cert: given for a cluster built with --security plaintext, whose nodes use no certificates; leave out --ca-cert, --ca-key, --extra-name and --rotate")
 		}
 		return nil, nil
 	}
@@ -119,13 +123,18 @@ func newIssuer(ctx context.Context, c *nodes.Cluster, caCert *dagger.File, caKey
 	if err := ca.CheckDays(days, time.Now()); err != nil {
 		return nil, err
 	}
-	return &issuer{c: c, ca: ca, days: days, extra: extra}, nil
+	return &issuer{c: c, ca: ca, days: days, extra: extra, rotate: rotate}, nil
 }
 
 // node issues a node's key and certificate: the key store file (key and
 // certificate) and the key alone.
 func (is *issuer) node(n nodes.Node) (nodePEM, keyPEM []byte, err error) {
-	certPEM, keyPEM, err := is.ca.Issue(is.c.NodeIdentity(n, is.extra[n.Name], is.days), time.Now())
+	id := is.c.NodeIdentity(n, is.extra[n.Name], is.days)
+	issue := is.ca.IssueDerived
+	if is.rotate {
+		issue = is.ca.Issue
+	}
+	certPEM, keyPEM, err := issue(id, time.Now())
 	if err != nil {
 		return nil, nil, err
 	}

@@ -20,6 +20,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"regexp"
@@ -264,20 +265,26 @@ func (ca *CA) Issue(id Identity, now time.Time) (certPEM, keyPEM []byte, err err
 	if err != nil {
 		return nil, nil, err
 	}
+	tmpl := template(id, now.Add(-time.Minute))
+	tmpl.NotAfter = now.AddDate(0, 0, id.Days)
+	return sign(tmpl, ca.Cert, key, ca.Key)
+}
+
+// template is the certificate of id, valid for id.Days from start.
+func template(id Identity, start time.Time) *x509.Certificate {
 	usage := []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
 	if id.Server {
 		usage = append([]x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, usage...)
 	}
-	tmpl := &x509.Certificate{
+	return &x509.Certificate{
 		Subject:     id.Subject,
 		DNSNames:    id.DNSNames,
 		IPAddresses: id.IPs,
-		NotBefore:   now.Add(-time.Minute),
-		NotAfter:    now.AddDate(0, 0, id.Days),
+		NotBefore:   start,
+		NotAfter:    start.AddDate(0, 0, id.Days),
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: usage,
 	}
-	return sign(tmpl, ca.Cert, key, ca.Key)
 }
 
 // CheckDays reports whether the CA can issue a certificate valid for days
@@ -299,7 +306,13 @@ func sign(tmpl, parent *x509.Certificate, key *ecdsa.PrivateKey, signer crypto.S
 		return nil, nil, err
 	}
 	tmpl.SerialNumber = serial
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), signer)
+	return signWith(rand.Reader, tmpl, parent, key, signer)
+}
+
+// signWith signs a certificate whose serial number is set; a nil random
+// makes the signature deterministic.
+func signWith(random io.Reader, tmpl, parent *x509.Certificate, key *ecdsa.PrivateKey, signer crypto.Signer) (certPEM, keyPEM []byte, err error) {
+	der, err := x509.CreateCertificate(random, tmpl, parent, key.Public(), signer)
 	if err != nil {
 		return nil, nil, fmt.Errorf("signing %q: %w", tmpl.Subject, err)
 	}
