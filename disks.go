@@ -88,6 +88,9 @@ func (m *KafkaBootc) Disks(
 		return nil, err
 	}
 	secrets := diskSecrets{password: password, issuer: issuer, pull: pull}
+	if err := m.preflight(ctx, c, nil, m.diskImages(c)...); err != nil {
+		return nil, err
+	}
 	dirs := make([]*dagger.Directory, len(c.Nodes))
 	h := m.newHandoff()
 	p := pool.New().WithContext(ctx).WithMaxGoroutines(parallel)
@@ -178,6 +181,9 @@ func (m *KafkaBootc) Disk(
 		return nil, err
 	}
 	secrets := diskSecrets{password: password, issuer: issuer, pull: pull}
+	if err := m.preflight(ctx, c, nil, m.diskImages(c)...); err != nil {
+		return nil, err
+	}
 	dir, err := m.disk(ctx, c, n, image, secrets, m.newHandoff())
 	if err != nil {
 		return nil, err
@@ -360,4 +366,10 @@ func withVMScripts(dir *dagger.Directory, c *nodes.Cluster, ns []nodes.Node) (*d
 		dir = dir.WithNewFile(s.Name, string(s.Content), dagger.DirectoryWithNewFileOpts{Permissions: 0o755})
 	}
 	return dir, nil
+}
+
+// diskImages are the images every disk build starts from: the base and
+// bound images, the builder, and the handoff registry.
+func (m *KafkaBootc) diskImages(c *nodes.Cluster) []string {
+	return append(c.UpstreamImages(), m.Builder, handoffImage)
 }

@@ -612,3 +612,38 @@ func TestTheWorkflowsMatrixAndSummary(t *testing.T) {
 		t.Error("the disk job runs on an empty matrix, which GitHub refuses")
 	}
 }
+
+// TestSigningArgumentsAreCheckedAgainstEachOther: build-all's signing
+// arguments, refused before anything is built.
+func TestSigningArgumentsAreCheckedAgainstEachOther(t *testing.T) {
+	plain, err := nodes.Plan(nodes.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := nodes.Default()
+	s.Registry = "quay.io/me"
+	published, err := nodes.Plan(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name                     string
+		c                        *nodes.Cluster
+		key, password, trustedPK bool
+		want                     string
+	}{
+		{"a password without a key", published, false, true, false, "signing password: given without --signing-key"},
+		{"a key without a registry", plain, true, false, false, "signing key: given without --registry: only published images are signed"},
+		{"a trusted key without a signing key", published, false, false, true, "trusted public key: it names the key the nodes trust during a rotation; give it with --signing-key and --signing-public-key"},
+		{"a trusted key for nodes that trust none", published, true, false, true, "trusted public key: it names the key the nodes trust during a rotation; give it with --signing-key and --signing-public-key"},
+		{"a key and its password", published, true, true, false, ""},
+		{"nothing", plain, false, false, false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := checkSigningArgs(tc.c, tc.key, tc.password, tc.trustedPK)
+			if (err == nil) != (tc.want == "") || (err != nil && err.Error() != tc.want) {
+				t.Errorf("%v, want %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -60,15 +60,15 @@ func (m *KafkaBootc) BuildAll(
 	if err != nil {
 		return "", err
 	}
+	if err := checkSigningArgs(c, signingKey != nil, signingPassword != nil, trustedPublicKey != nil); err != nil {
+		return "", err
+	}
+	// Every image a build starts from, before anything is built.
+	if err := m.preflight(ctx, c, registryService, c.UpstreamImages()...); err != nil {
+		return "", err
+	}
 	var sign *signer
-	switch {
-	case signingKey == nil && signingPassword != nil:
-		return "", errors.New("signing password: given without --signing-key")
-	case signingKey != nil && c.Registry == "":
-		return "", errors.New("signing key: given without --registry: only published images are signed")
-	case trustedPublicKey != nil && (signingKey == nil || c.SigningPublicKey == ""):
-		return "", errors.New("trusted public key: it names the key the nodes trust during a rotation; give it with --signing-key and --signing-public-key")
-	case signingKey != nil:
+	if signingKey != nil {
 		// The nodes take only images signed with the key they trust: the
 		// images' own key, or during a rotation the one before it.
 		trusted := c.SigningPublicKey
@@ -146,4 +146,18 @@ func (m *KafkaBootc) BuildAll(
 		lines = append(lines, "nothing was published: no --registry given")
 	}
 	return strings.Join(lines, "\n") + "\n", nil
+}
+
+// checkSigningArgs checks build-all's signing arguments against each other
+// and the cluster, before anything is built.
+func checkSigningArgs(c *nodes.Cluster, key, password, trustedPublicKey bool) error {
+	switch {
+	case !key && password:
+		return errors.New("signing password: given without --signing-key")
+	case key && c.Registry == "":
+		return errors.New("signing key: given without --registry: only published images are signed")
+	case trustedPublicKey && (!key || c.SigningPublicKey == ""):
+		return errors.New("trusted public key: it names the key the nodes trust during a rotation; give it with --signing-key and --signing-public-key")
+	}
+	return nil
 }

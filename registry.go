@@ -12,6 +12,8 @@ import (
 
 	"dagger/kafka-bootc/internal/dagger"
 	"dagger/kafka-bootc/nodes"
+
+	"github.com/sourcegraph/conc/pool"
 )
 
 // WithRegistryAuth returns the module with a login for a registry, which
@@ -118,4 +120,33 @@ func (m *KafkaBootc) withAuthFile(ctx context.Context, ctr *dagger.Container, pa
 		return nil, err
 	}
 	return ctr.WithMountedSecret(path, secretOf("kafka-bootc-registry-auth", auth)), nil
+}
+
+// preflight resolves every image reference that a call will use, all at
+// once and before anything is built: an image that does not exist, or that
+// its registry will not serve without a login, fails the call in seconds,
+// every one of them named with the registry's answer. registry, when set,
+// stands in for the cluster registry's host (see build-all).
+func (m *KafkaBootc) preflight(ctx context.Context, c *nodes.Cluster, registry *dagger.Service, refs ...string) error {
+	failed := make([]nodes.Unresolved, len(refs))
+	p := pool.New()
+	for i, ref := range refs {
+		p.Go(func() {
+			var opts dagger.ContainerFromOpts
+			if registry != nil && c.OnRegistryHost(ref) {
+				opts.RegistryService = registry
+			}
+			if _, err := m.pull(ref, opts).ImageRef(ctx); err != nil {
+				failed[i] = nodes.Unresolved{Ref: ref, Err: err}
+			}
+		})
+	}
+	p.Wait()
+	var out []nodes.Unresolved
+	for _, f := range failed {
+		if f.Err != nil {
+			out = append(out, f)
+		}
+	}
+	return nodes.PreflightError(out)
 }

@@ -3,8 +3,10 @@ package nodes
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/distribution/reference"
@@ -64,4 +66,44 @@ func Denied(err error) bool {
 func firstLine(err error) string {
 	line, _, _ := strings.Cut(strings.TrimSpace(err.Error()), "\n")
 	return line
+}
+
+// Unresolved is an image reference that could not be resolved, and the
+// registry's answer.
+type Unresolved struct {
+	Ref string
+	Err error
+}
+
+// PreflightError lists at once every image that could not be resolved
+// before anything was built, each with the registry's answer in words; nil
+// when there is none.
+func PreflightError(failed []Unresolved) error {
+	if len(failed) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "pre-flight: %d image(s) cannot be resolved, so nothing was built:", len(failed))
+	for _, f := range failed {
+		b.WriteString("\n  " + f.Ref + ": ")
+		if Denied(f.Err) {
+			host := RegistryHost(f.Ref)
+			fmt.Fprintf(&b, "the registry %s refused access: it needs credentials (with-registry-auth --address %s ...), or the ones given lack access to it", host, host)
+			continue
+		}
+		b.WriteString(firstLine(f.Err))
+	}
+	return errors.New(b.String())
+}
+
+// UpstreamImages lists the image references that building the cluster uses: the
+// bootc base image and the bound images, each once.
+func (c *Cluster) UpstreamImages() []string {
+	var out []string
+	for _, ref := range []string{c.BaseImage, c.KafkaImage, c.ExporterImage} {
+		if !slices.Contains(out, ref) {
+			out = append(out, ref)
+		}
+	}
+	return out
 }

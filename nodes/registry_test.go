@@ -80,3 +80,25 @@ func TestADigestOrAFilesPermissionIsNotARefusal(t *testing.T) {
 		t.Error("GHCR's refusal is not one")
 	}
 }
+
+// TestPreflightListsEveryImageAtOnce: a missing Kafka tag and a registry
+// that wants a login, in one error, each named with its answer.
+func TestPreflightListsEveryImageAtOnce(t *testing.T) {
+	if PreflightError(nil) != nil {
+		t.Error("no failure is an error")
+	}
+	err := PreflightError([]Unresolved{
+		{"docker.io/apache/kafka:0.0.0-missing", errors.New("failed to resolve source metadata for docker.io/apache/kafka:0.0.0-missing: docker.io/apache/kafka:0.0.0-missing: not found\nmore detail")},
+		{"quay.io/me/private-base:1", errors.New("unexpected status from HEAD request: 401 Unauthorized")},
+	})
+	want := "pre-flight: 2 image(s) cannot be resolved, so nothing was built:\n" +
+		"  docker.io/apache/kafka:0.0.0-missing: failed to resolve source metadata for docker.io/apache/kafka:0.0.0-missing: docker.io/apache/kafka:0.0.0-missing: not found\n" +
+		"  quay.io/me/private-base:1: the registry quay.io refused access: it needs credentials (with-registry-auth --address quay.io ...), or the ones given lack access to it"
+	if err == nil || err.Error() != want {
+		t.Errorf("%v\nwant\n%s", err, want)
+	}
+	c := plan(t, Default())
+	if got := strings.Join(c.UpstreamImages(), " "); got != DefaultBaseImage+" "+DefaultKafkaImage+" "+DefaultExporterImage {
+		t.Errorf("images %s", got)
+	}
+}
