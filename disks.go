@@ -15,6 +15,8 @@ import (
 	"github.com/sourcegraph/conc/pool"
 )
 
+// Disks returns a disk image for every node, built with bootc-image-builder.
+//
 // Disks builds a disk for every node with bootc-image-builder, a few at a
 // time, and returns them as <node>/qcow2/disk.qcow2 (and the other types'
 // paths) with bib's manifests, plus start-vms.sh and remove-vms.sh to run
@@ -118,6 +120,8 @@ func (m *KafkaBootc) Disks(
 	return withVMScripts(out, c, c.Nodes)
 }
 
+// Disk returns one node's disk image, built with bootc-image-builder.
+//
 // Disk builds one node's disk with bootc-image-builder and returns it laid
 // out as <node>/qcow2/disk.qcow2 (and the other types' paths), plus
 // scripts to start and remove the VM.

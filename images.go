@@ -10,6 +10,8 @@ import (
 	"dagger/kafka-bootc/nodes"
 )
 
+// Base returns a role's base image, which every node of the role builds on.
+//
 // Base returns a role's base image, built once and shared by every node of
 // the role: packages, firewall, quadlets, bound-image links, data directory,
 // the upgrade timer masked, and checked with bootc container lint.
@@ -49,6 +51,8 @@ func (m *KafkaBootc) base(c *nodes.Cluster, r nodes.Role, registry *dagger.Servi
 	return apply(m.pull(img.From, from), img, given), nil
 }
 
+// NodeImage returns one node's image: its role's base plus the node's layer.
+//
 // NodeImage returns a node's image: its role's base image plus one thin
 // layer with the hostname and the node's Kafka settings. Open a shell in it
 // with "node-image --name kafka-broker-1 terminal". (Not named "node":

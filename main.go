@@ -56,6 +56,8 @@ type KafkaBootc struct {
 	AuthSecrets []*dagger.Secret
 }
 
+// New describes the cluster; a description that breaks a rule is refused.
+//
 // New describes the cluster: every argument has the reference flow's
 // default, and a description that breaks a rule is refused here, before
 // anything is built.
@@ -264,6 +266,8 @@ func (m *KafkaBootc) cluster() (*nodes.Cluster, error) {
 	return nodes.Plan(s)
 }
 
+// Config returns every file of every image, to review or to build by hand.
+//
 // Config returns every file of every image, each image in a directory of
 // its own with a Containerfile, plus bootc-image-builder's config.toml: the
 // tree to review, or to build with plain podman. It depends on the

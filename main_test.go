@@ -647,3 +647,14 @@ func TestSigningArgumentsAreCheckedAgainstEachOther(t *testing.T) {
 		})
 	}
 }
+
+// TestEveryFunctionsHelpOpensWithOneSentence: dagger functions shows the
+// first line of each description alone.
+func TestEveryFunctionsHelpOpensWithOneSentence(t *testing.T) {
+	for _, fn := range functions(t) {
+		first, rest, _ := strings.Cut(fn.doc, "\n")
+		if !strings.HasSuffix(first, ".") || len(first) > 78 || (rest != "" && !strings.HasPrefix(rest, "\n")) {
+			t.Errorf("%s: its help opens with %q, not one short sentence on a line of its own", fn.name, first)
+		}
+	}
+}

@@ -14,6 +14,8 @@ import (
 	"github.com/sourcegraph/conc/pool"
 )
 
+// BuildAll builds every node image and publishes each, pinned by digest.
+//
 // BuildAll builds every node image concurrently and publishes each to
 // <registry>/<node>:<tag>: first one node, then the first of the other
 // role, then all the others at once, so that the registry receives each

@@ -16,6 +16,8 @@ import (
 	"github.com/sourcegraph/conc/pool"
 )
 
+// WithRegistryAuth returns the module with a login for a registry.
+//
 // WithRegistryAuth returns the module with a login for a registry, which
 // every pull and push of the module then uses.
 //

@@ -42,6 +42,8 @@ type Running struct {
 	Jump []string
 }
 
+// Running returns the running cluster, reached over SSH.
+//
 // Running returns the running cluster, reached over SSH, for health,
 // rollout, renew-certificates and trust.
 //
@@ -122,6 +124,8 @@ func (m *KafkaBootc) Running(
 		Address: address, SSHUser: sshUser, Published: published, Jump: jump}, nil
 }
 
+// Health returns a table of every node's state, and fails when unhealthy.
+//
 // Health reads every node and prints one table, then "healthy" or what is
 // wrong; it fails when the cluster is unhealthy.
 //
@@ -158,6 +162,8 @@ func (r *Running) Health(
 	return rep.Table(), nil
 }
 
+// Rollout moves the running cluster to the published images, node by node.
+//
 // Rollout moves the running cluster to the published node images, one node
 // at a time: controllers first, the quorum's leader last of them, then
 // brokers. It refuses to start unless the cluster is healthy (as health
@@ -199,6 +205,8 @@ func (r *Running) Rollout(
 	return rollout.Run(ctx, ssh, c, targets, o)
 }
 
+// RenewCertificates gives every node a new certificate, node by node.
+//
 // RenewCertificates gives every node a new key and certificate from the
 // cluster CA, one node at a time, and returns what it did.
 //
@@ -257,6 +265,8 @@ func (r *Running) RenewCertificates(
 	return rollout.Renew(ctx, ssh, c, targets, ca, days, o)
 }
 
+// Trust rolls a new trust store (CA bundle) out to every node, node by node.
+//
 // Trust rolls a new trust store, a bundle of CA certificates, out to every
 // node, one node at a time, and returns what it did.
 //

@@ -14,6 +14,8 @@ import (
 	"dagger/kafka-bootc/pki"
 )
 
+// Ca returns a new cluster CA: ca.crt and ca.key.
+//
 // Ca makes a new cluster CA: ca.crt, its certificate, and ca.key, its
 // private key (PKCS#8 PEM). Run it once per cluster and keep ca.key safe:
 // disks and client need it to issue certificates, and no image holds it.
@@ -42,6 +44,8 @@ func (m *KafkaBootc) Ca(
 	}), nil
 }
 
+// Client returns a client identity signed by the cluster CA.
+//
 // Client issues a client identity signed by the cluster CA, as a directory
 // to use at once: client.key (PKCS#8 PEM) and client.crt, ca.crt,
 // client.properties for Kafka's tools (--command-config), and kcat.sh,
