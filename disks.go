@@ -81,16 +81,8 @@ func (m *KafkaBootc) Disks(
 	if c.Registry == "" {
 		return nil, nodes.ErrNoRegistry
 	}
-	issuer, err := newIssuer(ctx, c, caCert, caKey, certDays, extraName, rotate)
+	secrets, err := m.prepareDisks(ctx, c, password, caCert, caKey, certDays, extraName, pullSecret, rotate)
 	if err != nil {
-		return nil, err
-	}
-	pull, err := newPullSecret(ctx, c, pullSecret)
-	if err != nil {
-		return nil, err
-	}
-	secrets := diskSecrets{password: password, issuer: issuer, pull: pull}
-	if err := m.preflight(ctx, c, nil, m.diskImages(c)...); err != nil {
 		return nil, err
 	}
 	dirs := make([]*dagger.Directory, len(c.Nodes))
@@ -176,16 +168,8 @@ func (m *KafkaBootc) Disk(
 	if err != nil {
 		return nil, err
 	}
-	issuer, err := newIssuer(ctx, c, caCert, caKey, certDays, extraName, rotate)
+	secrets, err := m.prepareDisks(ctx, c, password, caCert, caKey, certDays, extraName, pullSecret, rotate)
 	if err != nil {
-		return nil, err
-	}
-	pull, err := newPullSecret(ctx, c, pullSecret)
-	if err != nil {
-		return nil, err
-	}
-	secrets := diskSecrets{password: password, issuer: issuer, pull: pull}
-	if err := m.preflight(ctx, c, nil, m.diskImages(c)...); err != nil {
 		return nil, err
 	}
 	dir, err := m.disk(ctx, c, n, image, secrets, m.newHandoff())
@@ -376,4 +360,23 @@ func withVMScripts(dir *dagger.Directory, c *nodes.Cluster, ns []nodes.Node) (*d
 // bound images, the builder, and the handoff registry.
 func (m *KafkaBootc) diskImages(c *nodes.Cluster) []string {
 	return append(c.UpstreamImages(), m.Builder, handoffImage)
+}
+
+// prepareDisks checks every argument that disks and disk share, and
+// every image they start from, before anything is built, and returns
+// what the disks will carry.
+func (m *KafkaBootc) prepareDisks(ctx context.Context, c *nodes.Cluster, password *dagger.Secret, caCert *dagger.File, caKey *dagger.Secret,
+	certDays int, extraName []string, pullSecret *dagger.Secret, rotate bool) (diskSecrets, error) {
+	issuer, err := newIssuer(ctx, c, caCert, caKey, certDays, extraName, rotate)
+	if err != nil {
+		return diskSecrets{}, err
+	}
+	pull, err := newPullSecret(ctx, c, pullSecret)
+	if err != nil {
+		return diskSecrets{}, err
+	}
+	if err := m.preflight(ctx, c, nil, m.diskImages(c)...); err != nil {
+		return diskSecrets{}, err
+	}
+	return diskSecrets{password: password, issuer: issuer, pull: pull}, nil
 }

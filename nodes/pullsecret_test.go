@@ -7,10 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"dagger/kafka-bootc/bib"
-
-	"github.com/BurntSushi/toml"
-	"github.com/osbuild/blueprint/pkg/blueprint"
 	"github.com/osbuild/images/pkg/policies"
 	"go.podman.io/image/v5/pkg/docker/config"
 	"go.podman.io/image/v5/types"
@@ -91,29 +87,7 @@ func TestAPullSecretThatIsNotOneIsRefusedWithoutQuotingIt(t *testing.T) {
 // with exist_ok, as osbuild/images generates it).
 func TestAPullSecretIsAFileBibWritesWhereBootcReadsIt(t *testing.T) {
 	secret := `{"auths":{"quay.io":{"auth":"` + authOf("me+robot", "token") + `"}}}`
-	cfg := bib.DefaultSpec().Config()
-	cfg.Customizations.User[0].Key = exampleKey
-	cfg.Customizations.Directories, cfg.Customizations.Files = PullSecretFiles([]byte(secret))
-	data, err := cfg.TOML()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var bp blueprint.Blueprint
-	md, err := toml.Decode(string(data), &bp)
-	if err != nil {
-		t.Fatalf("bib would refuse the config: %v\n%s", err, data)
-	}
-	if u := md.Undecoded(); len(u) > 0 {
-		t.Fatalf("bib would refuse unknown keys %v", u)
-	}
-	files, err := blueprint.FileCustomizationsToFsNodeFiles(bp.Customizations.Files)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dirs, err := blueprint.DirectoryCustomizationsToFsNodeDirectories(bp.Customizations.Directories)
-	if err != nil {
-		t.Fatal(err)
-	}
+	files, dirs := asBibWritesThem(t)(PullSecretFiles([]byte(secret)))
 	if len(files) != 1 || files[0].Path() != "/etc/ostree/auth.json" || *files[0].Mode() != 0o600 || files[0].User() != "root" || string(files[0].Data()) != secret {
 		t.Fatalf("files %+v", files)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/containers/podman/v5/pkg/systemd/quadlet"
 	"github.com/magiconair/properties"
 	"github.com/osbuild/blueprint/pkg/blueprint"
+	"github.com/osbuild/images/pkg/customizations/fsnode"
 	"github.com/osbuild/images/pkg/policies"
 )
 
@@ -406,29 +407,7 @@ func TestExtraNamesGoToTheirNode(t *testing.T) {
 // policy that bib applies to bootc disks (osbuild/images'
 // OstreeCustomFilesPolicies and OstreeCustomDirectoriesPolicies).
 func TestDiskFilesAreOnesBibWrites(t *testing.T) {
-	cfg := bib.DefaultSpec().Config()
-	cfg.Customizations.User[0].Key = exampleKey
-	cfg.Customizations.Directories, cfg.Customizations.Files = NodeTLSFiles([]byte("-----BEGIN PRIVATE KEY-----\nkey\n-----END PRIVATE KEY-----\n"), []byte("ca\n"))
-	data, err := cfg.TOML()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var bp blueprint.Blueprint
-	md, err := toml.Decode(string(data), &bp)
-	if err != nil {
-		t.Fatalf("bib would refuse the config: %v\n%s", err, data)
-	}
-	if u := md.Undecoded(); len(u) > 0 {
-		t.Fatalf("bib would refuse unknown keys %v", u)
-	}
-	files, err := blueprint.FileCustomizationsToFsNodeFiles(bp.Customizations.Files)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dirs, err := blueprint.DirectoryCustomizationsToFsNodeDirectories(bp.Customizations.Directories)
-	if err != nil {
-		t.Fatal(err)
-	}
+	files, dirs := asBibWritesThem(t)(NodeTLSFiles([]byte("-----BEGIN PRIVATE KEY-----\nkey\n-----END PRIVATE KEY-----\n"), []byte("ca\n")))
 	if policies.OstreeCustomFilesPolicies.Check("/usr/share/kafka-bootc/x") == nil {
 		t.Fatal("the policy allows a file under /usr; it is not the one bib applies")
 	}
@@ -453,6 +432,44 @@ func TestDiskFilesAreOnesBibWrites(t *testing.T) {
 	if !strings.Contains(string(files[0].Data()), "BEGIN PRIVATE KEY") {
 		t.Errorf("the key did not survive the config")
 	}
+}
+
+// asBibWritesThem puts directories and files in a disk's config, decodes it
+// as bootc-image-builder does (osbuild's blueprint, unknown keys refused),
+// and returns the file system nodes that osbuild writes. It takes what
+// NodeTLSFiles and PullSecretFiles return.
+func asBibWritesThem(t *testing.T) func([]bib.Directory, []bib.File) ([]*fsnode.File, []*fsnode.Directory) {
+	return func(dirs []bib.Directory, files []bib.File) ([]*fsnode.File, []*fsnode.Directory) {
+		return bibWrites(t, dirs, files)
+	}
+}
+
+func bibWrites(t *testing.T, dirs []bib.Directory, files []bib.File) ([]*fsnode.File, []*fsnode.Directory) {
+	t.Helper()
+	cfg := bib.DefaultSpec().Config()
+	cfg.Customizations.User[0].Key = exampleKey
+	cfg.Customizations.Directories, cfg.Customizations.Files = dirs, files
+	data, err := cfg.TOML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bp blueprint.Blueprint
+	md, err := toml.Decode(string(data), &bp)
+	if err != nil {
+		t.Fatalf("bib would refuse the config: %v\n%s", err, data)
+	}
+	if u := md.Undecoded(); len(u) > 0 {
+		t.Fatalf("bib would refuse unknown keys %v", u)
+	}
+	fsFiles, err := blueprint.FileCustomizationsToFsNodeFiles(bp.Customizations.Files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsDirs, err := blueprint.DirectoryCustomizationsToFsNodeDirectories(bp.Customizations.Directories)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fsFiles, fsDirs
 }
 
 // kafkaPEM reads the entries of a PEM value as Kafka 3.8's PemParser
