@@ -9,6 +9,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"go/types"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,6 +35,8 @@ type param struct {
 	doc string
 	// ctx marks the context.Context that Dagger passes, not an argument.
 	ctx bool
+	// typ is its Go type, as written.
+	typ string
 }
 
 // function is New or a method of one of the module's objects, as the
@@ -117,7 +120,7 @@ func fileFunctions(t *testing.T, name string) []function {
 					doc = append([]string{text}, doc...)
 				}
 			}
-			fun.params = append(fun.params, param{name: p.Names[0].Name, def: def, doc: strings.Join(doc, " ")})
+			fun.params = append(fun.params, param{name: p.Names[0].Name, def: def, doc: strings.Join(doc, " "), typ: types.ExprString(p.Type)})
 		}
 		out = append(out, fun)
 	}
@@ -513,17 +516,21 @@ func TestWithRegistryAuthKeepsOneLoginPerRegistry(t *testing.T) {
 	}
 }
 
-// TestEveryPlaceTheReadmeWritesSecretsToIsIgnored: the examples run in a
-// checkout of the module, where git add . would commit a CA key and
+// TestEveryPlaceTheReadmeWritesSecretsToIsIgnored: the examples of the
+// README and the docs run in a checkout of the module, where git add . would commit a CA key and
 // Dagger would load it into the engine with the module's files.
 func TestEveryPlaceTheReadmeWritesSecretsToIsIgnored(t *testing.T) {
 	git, err := exec.LookPath("git")
 	if err != nil {
 		t.Skip("skipped: git is not installed")
 	}
-	readme, err := os.ReadFile("README.md")
-	if err != nil {
-		t.Fatal(err)
+	var readme []byte
+	for _, doc := range docFiles(t) {
+		data, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		readme = append(readme, data...)
 	}
 	secret := regexp.MustCompile(`(?:file:|--authfile )\./([A-Za-z0-9_./-]+)`)
 	keyed := regexp.MustCompile(`\b(?:ca|client --name \S+|disks|disk --node \S+)\b.* -o \./([A-Za-z0-9_-]+)`)
