@@ -90,9 +90,9 @@ func TestHealthShowsEachNodesCertificateExpiry(t *testing.T) {
 		t.Fatalf("problems: %v", rep.Problems)
 	}
 	checkRows(t, rep.Table(), map[string]string{
-		"kafka-broker-1":     "broker 1 736b359467c9 - yes active observer, lag 0 0 364d",
-		"kafka-broker-2":     "broker 2 736b359467c9 - yes active observer, lag 0 0 199d",
-		"kafka-controller-1": "controller 1001 736b359467c9 - yes active leader, lag 0 - 364d",
+		"kafka-broker-1":     "broker 1 736b359467c9 - yes active 3.8.0 observer, lag 0 0 364d",
+		"kafka-broker-2":     "broker 2 736b359467c9 - yes active 3.8.0 observer, lag 0 0 199d",
+		"kafka-controller-1": "controller 1001 736b359467c9 - yes active 3.8.0 leader, lag 0 - 364d",
 	})
 	if tf.dialed["kafka-broker-1"] != "localhost:9092" || tf.dialed["kafka-controller-1"] != "localhost:9093" {
 		t.Errorf("listeners asked for: %v", tf.dialed)

@@ -50,6 +50,9 @@ type Row struct {
 	// URP counts the under-replicated partitions that this broker leads;
 	// -1 for a controller, or when the partitions could not be read.
 	URP int
+	// Version is the Kafka version the node runs, empty when unknown (a node
+	// image older than the version probe does not allow it).
+	Version string
 	// Cert is the certificate that the node's Kafka listener presents, in
 	// tls mode, when the Runner is a Dialer; CertErr says why it could not
 	// be read.
@@ -66,6 +69,32 @@ type Report struct {
 	Problems []string
 	// At is when the nodes were read.
 	At time.Time
+	// MetadataVersion is the cluster's metadata.version feature, its
+	// finalized level and the highest the binaries support; empty when it
+	// could not be read.
+	MetadataVersion Feature
+}
+
+// Versions lists the Kafka versions that the nodes run, each with its
+// nodes, in the nodes' order; more than one is a rollout under way, or one
+// that stopped.
+func (r Report) Versions() []string {
+	var order []string
+	by := map[string][]string{}
+	for _, row := range r.Rows {
+		if row.Version == "" {
+			continue
+		}
+		if _, ok := by[row.Version]; !ok {
+			order = append(order, row.Version)
+		}
+		by[row.Version] = append(by[row.Version], row.Name)
+	}
+	var out []string
+	for _, v := range order {
+		out = append(out, v+" on "+strings.Join(by[v], ", "))
+	}
+	return out
 }
 
 // Healthy reports whether the checks found nothing wrong.
@@ -112,6 +141,11 @@ func Check(ctx context.Context, run Runner, c *nodes.Cluster, ns []Node) Report 
 			out, _ = probe(ctx, n, nodes.ProbeUnit)
 			if row.Unit = strings.TrimSpace(string(out)); row.Unit == "" {
 				row.Unit = "unknown"
+			}
+			if row.Unit == "active" {
+				if out, err := probe(ctx, n, nodes.ProbeVersion); err == nil {
+					row.Version, _ = ParseVersion(out)
+				}
 			}
 			if d, ok := run.(Dialer); ok && c.TLS && row.Unit == "active" {
 				ctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
@@ -226,6 +260,12 @@ func Check(ctx context.Context, run Runner, c *nodes.Cluster, ns []Node) Report 
 			}
 		}
 	}
+	// Read, not judged: a node image older than the probe does not allow it.
+	first(nodes.Broker, nodes.ProbeFeatures, func(out []byte) error {
+		features, err := ParseFeatures(out)
+		rep.MetadataVersion = features["metadata.version"]
+		return err
+	})
 	if err := first(nodes.Broker, nodes.ProbeUnavailable, func(out []byte) (err error) {
 		offline, err = ParsePartitions(out)
 		return err
@@ -258,10 +298,10 @@ func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", ";
 func (r Report) Table() string {
 	var b strings.Builder
 	w := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "NODE\tROLE\tID\tBOOTED\tSTAGED\tPUBLISHED\tKAFKA\tQUORUM\tURP\tCERT")
+	fmt.Fprintln(w, "NODE\tROLE\tID\tBOOTED\tSTAGED\tPUBLISHED\tKAFKA\tVERSION\tQUORUM\tURP\tCERT")
 	for _, row := range r.Rows {
 		if row.Err != nil {
-			fmt.Fprintf(w, "%s\t%s\t%d\tunreachable\t-\t-\t-\t-\t-\t-\n", row.Name, row.Role, row.ID)
+			fmt.Fprintf(w, "%s\t%s\t%d\tunreachable\t-\t-\t-\t-\t-\t-\t-\n", row.Name, row.Role, row.ID)
 			continue
 		}
 		published := "-"
@@ -282,10 +322,20 @@ func (r Report) Table() string {
 		if row.URP >= 0 {
 			urp = fmt.Sprint(row.URP)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", row.Name, row.Role, row.ID,
-			ShortDigest(row.Bootc.Booted), ShortDigest(row.Bootc.Staged), published, row.Unit, quorum, urp, row.Expiry(r.At))
+		version := row.Version
+		if version == "" {
+			version = "-"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", row.Name, row.Role, row.ID,
+			ShortDigest(row.Bootc.Booted), ShortDigest(row.Bootc.Staged), published, row.Unit, version, quorum, urp, row.Expiry(r.At))
 	}
 	w.Flush()
+	if mv := r.MetadataVersion; mv.Finalized != "" {
+		fmt.Fprintf(&b, "metadata.version %s finalized; the binaries support up to %s\n", mv.Finalized, mv.SupportedMax)
+	}
+	if v := r.Versions(); len(v) > 1 {
+		fmt.Fprintf(&b, "Kafka versions differ: %s\n", strings.Join(v, "; "))
+	}
 	if r.Healthy() {
 		b.WriteString("healthy\n")
 	} else {

@@ -60,6 +60,8 @@ type fakeNode struct {
 	booted, staged, unit               string
 	quorum, urp, unavailable, bootcErr string
 	live                               string
+	// version is what the node's Kafka tools print with --version.
+	version string
 }
 
 // clientConfig is what the Kafka tools of the default (TLS) cluster are
@@ -95,6 +97,13 @@ func (f fake) Run(_ context.Context, host string, argv []string) ([]byte, error)
 		return []byte(n.unavailable), nil
 	case cmd == "sudo -n /usr/bin/podman exec kafka-broker /opt/kafka/bin/kafka-broker-api-versions.sh --bootstrap-server localhost:9092"+clientConfig:
 		return []byte(n.live), nil
+	case strings.HasPrefix(cmd, "sudo -n /usr/bin/podman exec kafka-") && strings.HasSuffix(cmd, " /opt/kafka/bin/kafka-topics.sh --version"):
+		if n.version == "" {
+			return nil, errors.New("sudo: a password is required")
+		}
+		return []byte(n.version + "\n"), nil
+	case cmd == "sudo -n /usr/bin/podman exec kafka-broker /opt/kafka/bin/kafka-features.sh --bootstrap-server localhost:9092"+clientConfig+" describe":
+		return []byte(features), nil
 	}
 	return nil, fmt.Errorf("fake %s: unexpected command %q", host, cmd)
 }
@@ -119,7 +128,7 @@ func cluster(t *testing.T) (*nodes.Cluster, []Node, fake) {
 	var ns []Node
 	for _, n := range c.Nodes {
 		ns = append(ns, Node{Node: n, Host: n.Hostname, Published: current})
-		f[n.Hostname] = &fakeNode{booted: current, unit: "active", quorum: healthyQuorum, live: apiVersions(1, 2, 3)}
+		f[n.Hostname] = &fakeNode{booted: current, unit: "active", quorum: healthyQuorum, live: apiVersions(1, 2, 3), version: "3.8.0"}
 	}
 	return c, ns, f
 }
@@ -140,10 +149,10 @@ func TestAHealthyClusterIsHealthy(t *testing.T) {
 	}
 	table := rep.Table()
 	checkRows(t, table, map[string]string{
-		"NODE":               "ROLE ID BOOTED STAGED PUBLISHED KAFKA QUORUM URP CERT",
-		"kafka-broker-1":     "broker 1 736b359467c9 - yes active observer, lag 0 0 -",
-		"kafka-controller-1": "controller 1001 736b359467c9 - yes active leader, lag 0 - -",
-		"kafka-controller-3": "controller 1003 736b359467c9 - yes active follower, lag 23 - -",
+		"NODE":               "ROLE ID BOOTED STAGED PUBLISHED KAFKA VERSION QUORUM URP CERT",
+		"kafka-broker-1":     "broker 1 736b359467c9 - yes active 3.8.0 observer, lag 0 0 -",
+		"kafka-controller-1": "controller 1001 736b359467c9 - yes active 3.8.0 leader, lag 0 - -",
+		"kafka-controller-3": "controller 1003 736b359467c9 - yes active 3.8.0 follower, lag 23 - -",
 	})
 	if !strings.HasSuffix(table, "\nhealthy\n") {
 		t.Errorf("table does not end in healthy:\n%s", table)
@@ -274,8 +283,34 @@ func TestPublishedSaysWhetherTheNodeRunsOrStagedThePublishedImage(t *testing.T) 
 	}
 	table := rep.Table()
 	checkRows(t, table, map[string]string{
-		"kafka-broker-1": "broker 1 16dc2b6256b4 736b359467c9 staged active observer, lag 0 0 -",
-		"kafka-broker-2": "broker 2 16dc2b6256b4 - no active observer, lag 0 0 -",
-		"kafka-broker-3": "broker 3 736b359467c9 - - active observer, lag 1 0 -",
+		"kafka-broker-1": "broker 1 16dc2b6256b4 736b359467c9 staged active 3.8.0 observer, lag 0 0 -",
+		"kafka-broker-2": "broker 2 16dc2b6256b4 - no active 3.8.0 observer, lag 0 0 -",
+		"kafka-broker-3": "broker 3 736b359467c9 - - active 3.8.0 observer, lag 1 0 -",
 	})
+}
+
+// TestHealthShowsVersionsAndTheFinalizedMetadataVersion: each node's Kafka
+// version, the cluster's metadata.version, and a mix of versions named; a
+// node image that does not allow the version probe yet is not unhealthy.
+func TestHealthShowsVersionsAndTheFinalizedMetadataVersion(t *testing.T) {
+	c, ns, f := cluster(t)
+	f["kafka-controller-1"].version = "3.9.1"
+	f["kafka-broker-3"].version = ""
+	rep := check(t, c, ns, f)
+	if !rep.Healthy() {
+		t.Fatalf("problems: %v", rep.Problems)
+	}
+	table := rep.Table()
+	if rowOf(table, "kafka-controller-1") != "controller 1001 736b359467c9 - yes active 3.9.1 leader, lag 0 - -" ||
+		rowOf(table, "kafka-broker-3") != "broker 3 736b359467c9 - yes active - observer, lag 1 0 -" {
+		t.Errorf("versions:\n%s", table)
+	}
+	for _, want := range []string{
+		"\nmetadata.version 3.8-IV0 finalized; the binaries support up to 3.8-IV0\n",
+		"\nKafka versions differ: 3.8.0 on kafka-broker-1, kafka-broker-2, kafka-controller-2, kafka-controller-3; 3.9.1 on kafka-controller-1\n",
+	} {
+		if !strings.Contains(table, want) {
+			t.Errorf("table lacks %q:\n%s", want, table)
+		}
+	}
 }

@@ -177,3 +177,68 @@ func ParsePartitions(out []byte) ([]Partition, error) {
 	}
 	return ps, nil
 }
+
+// kafkaVersion is a Kafka release as the tools print it (AppInfoParser's
+// version, "3.8.0").
+var kafkaVersion = regexp.MustCompile(`^\d+\.\d+\.\d+(-[A-Za-z0-9.]+)?$`)
+
+// ParseVersion reads what a Kafka tool prints with --version
+// (CommandLineUtils.printVersionAndExit): the version, on the last line
+// that holds one; a line the JVM or a logger adds before it is skipped.
+func ParseVersion(out []byte) (string, error) {
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if v := strings.TrimSpace(lines[i]); kafkaVersion.MatchString(v) {
+			return v, nil
+		}
+	}
+	return "", fmt.Errorf("kafka version: not in %q", firstLine(out))
+}
+
+// Feature is one line of "kafka-features.sh describe": a feature's levels,
+// as FeatureCommand.handleDescribe prints them; metadata.version's as
+// release names (3.8-IV0).
+type Feature struct {
+	Name                                  string
+	SupportedMin, SupportedMax, Finalized string
+}
+
+// ParseFeatures reads "kafka-features.sh describe": a line per feature,
+// "Feature: F\tSupportedMinVersion: A\tSupportedMaxVersion: B\t
+// FinalizedVersionLevel: C\tEpoch: E" (Kafka 3.8, FeatureCommand).
+func ParseFeatures(out []byte) (map[string]Feature, error) {
+	features := map[string]Feature{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if !strings.HasPrefix(line, "Feature: ") {
+			continue
+		}
+		fields := map[string]string{}
+		for _, f := range strings.Split(line, "\t") {
+			k, v, ok := strings.Cut(f, ": ")
+			if ok {
+				fields[k] = strings.TrimSpace(v)
+			}
+		}
+		f := Feature{Name: fields["Feature"], SupportedMin: fields["SupportedMinVersion"],
+			SupportedMax: fields["SupportedMaxVersion"], Finalized: fields["FinalizedVersionLevel"]}
+		if f.Name == "" || f.Finalized == "" {
+			return nil, fmt.Errorf("kafka features: cannot read %q", line)
+		}
+		features[f.Name] = f
+	}
+	if _, ok := features["metadata.version"]; !ok {
+		return nil, fmt.Errorf("kafka features: no metadata.version in %q", firstLine(out))
+	}
+	return features, nil
+}
+
+// Release is the Kafka release of a metadata.version or a version,
+// major.minor: "3.8" of "3.8-IV0" and of "3.8.1".
+func Release(version string) string {
+	v, _, _ := strings.Cut(version, "-")
+	parts := strings.SplitN(v, ".", 3)
+	if len(parts) < 2 {
+		return v
+	}
+	return parts[0] + "." + parts[1]
+}

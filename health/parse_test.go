@@ -82,3 +82,41 @@ func TestParsePartitions(t *testing.T) {
 		t.Error("a bad partition number accepted")
 	}
 }
+
+// features is "kafka-features.sh describe" as Kafka 3.8.0's FeatureCommand
+// prints it, for a cluster finalized at 3.8 (the format string of
+// handleDescribe; metadata.version's levels as release names).
+const features = "Feature: kraft.version\tSupportedMinVersion: 0\tSupportedMaxVersion: 0\tFinalizedVersionLevel: 0\tEpoch: 812\n" +
+	"Feature: metadata.version\tSupportedMinVersion: 3.0-IV1\tSupportedMaxVersion: 3.8-IV0\tFinalizedVersionLevel: 3.8-IV0\tEpoch: 812\n"
+
+func TestParseFeaturesReadsMetadataVersion(t *testing.T) {
+	f, err := ParseFeatures([]byte(features))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mv := f["metadata.version"]
+	if mv.Finalized != "3.8-IV0" || mv.SupportedMax != "3.8-IV0" || Release(mv.Finalized) != "3.8" {
+		t.Errorf("metadata.version %+v", mv)
+	}
+	if _, err := ParseFeatures([]byte("Error while executing: timeout\n")); err == nil {
+		t.Error("an error reads as features")
+	}
+}
+
+func TestParseVersionSkipsWhatTheJVMAdds(t *testing.T) {
+	for out, want := range map[string]string{
+		"3.8.0\n": "3.8.0",
+		"Picked up JAVA_TOOL_OPTIONS: -Xmx64m\n4.1.1\n": "4.1.1",
+		"3.9.0-SNAPSHOT\n": "3.9.0-SNAPSHOT",
+	} {
+		if got, err := ParseVersion([]byte(out)); err != nil || got != want {
+			t.Errorf("%q: %q, %v", out, got, err)
+		}
+	}
+	if _, err := ParseVersion([]byte("exec: kafka-topics.sh: not found\n")); err == nil {
+		t.Error("an error reads as a version")
+	}
+	if Release("3.8.1") != "3.8" || Release("4.0-IV3") != "4.0" {
+		t.Error("Release")
+	}
+}

@@ -28,6 +28,11 @@ const (
 	ProbeUnderReplicated = "under-replicated partitions"
 	ProbeUnavailable     = "unavailable partitions"
 	ProbeLiveBrokers     = "live brokers"
+	// ProbeVersion is the Kafka version the node's Kafka container runs.
+	ProbeVersion = "kafka version"
+	// ProbeFeatures is the cluster's feature levels, metadata.version
+	// among them: what an upgrade finalizes.
+	ProbeFeatures = "features"
 )
 
 // Where the probes and steps find what they run: the node's tools by
@@ -61,6 +66,10 @@ func (c *Cluster) Probes(r Role) []Probe {
 		}
 		return append(argv, args...)
 	}
+	// Every Kafka tool prints its version with --version and nothing else
+	// (CommandLineUtils.maybePrintHelpOrVersion).
+	ps = append(ps, Probe{Name: ProbeVersion, Root: true,
+		Argv: []string{podmanPath, "exec", r.Unit(), kafkaBin + "kafka-topics.sh", "--version"}})
 	if r == Controller {
 		ps = append(ps, Probe{Name: ProbeQuorum, Root: true,
 			Argv: exec("kafka-metadata-quorum.sh", "--bootstrap-controller", "describe", "--replication")})
@@ -73,7 +82,9 @@ func (c *Cluster) Probes(r Role) []Probe {
 			// The brokers in the cluster's metadata: in KRaft, the
 			// registered brokers that are not fenced.
 			Probe{Name: ProbeLiveBrokers, Root: true,
-				Argv: exec("kafka-broker-api-versions.sh", "--bootstrap-server")})
+				Argv: exec("kafka-broker-api-versions.sh", "--bootstrap-server")},
+			Probe{Name: ProbeFeatures, Root: true,
+				Argv: exec("kafka-features.sh", "--bootstrap-server", "describe")})
 	}
 	return ps
 }

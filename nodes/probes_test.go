@@ -56,16 +56,16 @@ func TestProbesRunKafkasToolsAgainstTheNodeItself(t *testing.T) {
 		}
 		return out
 	}
-	if got := names(Controller); !slices.Equal(got, []string{ProbeBootc, ProbeUnit, ProbeQuorum}) {
+	if got := names(Controller); !slices.Equal(got, []string{ProbeBootc, ProbeUnit, ProbeVersion, ProbeQuorum}) {
 		t.Errorf("controller probes %v", got)
 	}
-	if got := names(Broker); !slices.Equal(got, []string{ProbeBootc, ProbeUnit, ProbeUnderReplicated, ProbeUnavailable, ProbeLiveBrokers}) {
+	if got := names(Broker); !slices.Equal(got, []string{ProbeBootc, ProbeUnit, ProbeVersion, ProbeUnderReplicated, ProbeUnavailable, ProbeLiveBrokers, ProbeFeatures}) {
 		t.Errorf("broker probes %v", got)
 	}
 	for _, r := range Roles {
 		for _, p := range c.Probes(r) {
 			cmd := strings.Join(p.Argv, " ")
-			if strings.Contains(cmd, "kafka-") && strings.HasPrefix(cmd, "/usr/bin/podman exec ") {
+			if strings.Contains(cmd, "kafka-") && strings.HasPrefix(cmd, "/usr/bin/podman exec ") && !strings.HasSuffix(cmd, " --version") {
 				if !strings.HasPrefix(cmd, "/usr/bin/podman exec "+r.Unit()+" /opt/kafka/bin/") || !strings.Contains(cmd, "localhost:"+map[Role]string{Broker: "19092", Controller: "19093"}[r]) {
 					t.Errorf("%s: %s does not run in the node's own Kafka container against its own port", r, cmd)
 				}
