@@ -329,6 +329,7 @@ func TestEveryFunctionStatesItsCachePolicy(t *testing.T) {
 		"Health":            "never",   // reads running machines
 		"Rollout":           "never",   // changes running machines
 		"RenewCertificates": "never",   // the same
+		"Finalize":          "never",   // the same
 		"Trust":             "never",   // the same
 	}
 	for _, fn := range functions(t) {

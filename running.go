@@ -173,7 +173,10 @@ func (r *Running) Health(
 // the next. It stops at the first failure, leaves the nodes after it
 // untouched and says what it did; a rerun skips the nodes already on their
 // target, so it resumes. A node stages what its tag points to, so a tag
-// that moves during the rollout stops it.
+// that moves during the rollout stops it. When the new images run another
+// Kafka release, it finalizes the upgrade last (see finalize), unless
+// --no-finalize; it refuses to move a cluster below its finalized
+// metadata.version.
 //
 // Never cached: it changes running machines.
 // +cache="never"
@@ -187,6 +190,11 @@ func (r *Running) Rollout(
 	// reboot it. Without it, a failed node is left as it is, for a look.
 	// +optional
 	rollback bool,
+	// When the rollout changes the Kafka version, leave metadata.version
+	// as it is, so that the nodes can still go back to the old image;
+	// finalize completes the upgrade later.
+	// +optional
+	noFinalize bool,
 	// How long to wait, in seconds, for a node to come back, for its Kafka
 	// unit, and for the cluster to be healthy again, each.
 	// +default=900
@@ -196,13 +204,38 @@ func (r *Running) Rollout(
 	if err != nil {
 		return "", err
 	}
-	o.Rollback = rollback
+	o.Rollback, o.NoFinalize = rollback, noFinalize
 	c, targets, ssh, err := r.connect(ctx, true)
 	if err != nil {
 		return "", err
 	}
 	defer ssh.Close()
 	return rollout.Run(ctx, ssh, c, targets, o)
+}
+
+// Finalize completes a Kafka version upgrade: it raises metadata.version.
+//
+// Once every node runs the Kafka of the cluster's image and the cluster is
+// healthy, it raises the cluster's metadata.version to that release with
+// kafka-features.sh upgrade, on a broker, and checks that the cluster took
+// it. rollout does it by itself at the end of a rollout that changed the
+// Kafka version, unless --no-finalize; after it, no node can go back to an
+// older Kafka.
+//
+// Never cached: it changes the running cluster.
+// +cache="never"
+func (r *Running) Finalize(
+	ctx context.Context,
+	// Say what it would do, and change nothing.
+	// +optional
+	dryRun bool,
+) (string, error) {
+	c, targets, ssh, err := r.connect(ctx, false)
+	if err != nil {
+		return "", err
+	}
+	defer ssh.Close()
+	return rollout.Finalize(ctx, ssh, c, targets, rollout.Options{DryRun: dryRun, Log: os.Stderr})
 }
 
 // RenewCertificates gives every node a new certificate, node by node.

@@ -2,8 +2,11 @@ package nodes
 
 import (
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/distribution/reference"
 )
 
 // Probe is a read-only command that kafka-bootc's health checks run on a
@@ -54,17 +57,8 @@ func (c *Cluster) Probes(r Role) []Probe {
 		{Name: ProbeBootc, Argv: []string{bootcPath, "status", "--format=json"}, Root: true},
 		{Name: ProbeUnit, Argv: []string{"/usr/bin/systemctl", "is-active", r.Unit() + ".service"}},
 	}
-	local := "localhost:" + strconv.Itoa(c.Roles[r].Port)
-	// exec runs a Kafka tool against the node itself. In TLS mode the
-	// client settings follow the bootstrap address, before any subcommand:
-	// kafka-metadata-quorum.sh reads options after "describe" as the
-	// subcommand's own.
 	exec := func(tool, bootstrap string, args ...string) []string {
-		argv := []string{podmanPath, "exec", r.Unit(), kafkaBin + tool, bootstrap, local}
-		if c.TLS {
-			argv = append(argv, "--command-config", ctrClientProperties)
-		}
-		return append(argv, args...)
+		return c.kafkaTool(r, tool, bootstrap, args...)
 	}
 	// Every Kafka tool prints its version with --version and nothing else
 	// (CommandLineUtils.maybePrintHelpOrVersion).
@@ -138,6 +132,49 @@ func tlsSteps(r Role) [][]string {
 	return append(steps, Restarts(r)...)
 }
 
+// kafkaTool runs a Kafka tool in the node's Kafka container against the
+// node itself. In TLS mode the client settings follow the bootstrap
+// address, before any subcommand: kafka-metadata-quorum.sh and
+// kafka-features.sh read options after their subcommand as its own.
+func (c *Cluster) kafkaTool(r Role, tool, bootstrap string, args ...string) []string {
+	argv := []string{podmanPath, "exec", r.Unit(), kafkaBin + tool, bootstrap, "localhost:" + strconv.Itoa(c.Roles[r].Port)}
+	if c.TLS {
+		argv = append(argv, "--command-config", ctrClientProperties)
+	}
+	return append(argv, args...)
+}
+
+// KafkaVersion is the Kafka version of the cluster's Kafka image, read
+// from its tag (docker.io/apache/kafka:3.8.0 is 3.8.0); false for an image
+// pinned by digest alone or tagged otherwise.
+func (c *Cluster) KafkaVersion() (string, bool) {
+	named, err := reference.ParseNormalizedNamed(c.KafkaImage)
+	if err != nil {
+		return "", false
+	}
+	tagged, ok := named.(reference.Tagged)
+	if !ok || !releaseTag.MatchString(tagged.Tag()) {
+		return "", false
+	}
+	return tagged.Tag(), true
+}
+
+var releaseTag = regexp.MustCompile(`^\d+\.\d+\.\d+$`)
+
+// FinalizeAction raises the cluster's metadata.version to the release of
+// the cluster's Kafka image, once every node runs it (kafka-features.sh
+// upgrade --metadata, Kafka's upgrade notes): after it, the nodes cannot
+// go back to an older Kafka. It runs on a broker, as root; false when the
+// image's version is not known.
+func (c *Cluster) FinalizeAction() ([]string, bool) {
+	v, ok := c.KafkaVersion()
+	if !ok {
+		return nil, false
+	}
+	parts := strings.SplitN(v, ".", 3)
+	return c.kafkaTool(Broker, "kafka-features.sh", "--bootstrap-server", "upgrade", "--metadata", parts[0]+"."+parts[1]), true
+}
+
 // Probe finds the role's probe of the given name.
 func (c *Cluster) Probe(r Role, name string) (Probe, bool) {
 	for _, p := range c.Probes(r) {
@@ -181,6 +218,9 @@ func (c *Cluster) sudoers(r Role) []byte {
 	var steps []string
 	for _, a := range [][]string{ActionStage, ActionReboot, ActionRollback} {
 		steps = append(steps, sudoersCommand(a))
+	}
+	if finalize, ok := c.FinalizeAction(); ok && r == Broker {
+		steps = append(steps, sudoersCommand(finalize))
 	}
 	aliases := []string{"KAFKA_BOOTC_PROBES", "KAFKA_BOOTC_STEPS"}
 	tls := ""

@@ -138,7 +138,11 @@ func TestSudoersAllowsTheTLSStepsInTLSModeOnly(t *testing.T) {
 			if !slices.Equal(tls, want) {
 				t.Errorf("%s %s: the drop-in allows these TLS steps:\n%s\nwant:\n%s", s.Security, r, strings.Join(tls, "\n"), strings.Join(want, "\n"))
 			}
-			if steps := 3 + len(want); len(got) != len(c.rootProbes(r))+steps {
+			steps := 3 + len(want)
+			if r == Broker {
+				steps++ // finalizing an upgrade
+			}
+			if len(got) != len(c.rootProbes(r))+steps {
 				t.Errorf("%s %s: the drop-in allows %d commands, want %d probes and %d steps:\n%s", s.Security, r, len(got), len(c.rootProbes(r)), steps, drop)
 			}
 		}
@@ -152,4 +156,36 @@ func (c *Cluster) rootProbes(r Role) (out []Probe) {
 		}
 	}
 	return out
+}
+
+// TestFinalizeRaisesMetadataVersionToTheImagesRelease: the version comes
+// from the Kafka image's tag; the step runs kafka-features.sh upgrade
+// --metadata against the broker itself, with the node's identity, and the
+// brokers' drop-in allows exactly it. An image pinned by digest alone
+// gives no version, and no step.
+func TestFinalizeRaisesMetadataVersionToTheImagesRelease(t *testing.T) {
+	s := Default()
+	s.KafkaImage = "docker.io/apache/kafka:3.9.1"
+	c := plan(t, s)
+	if v, ok := c.KafkaVersion(); !ok || v != "3.9.1" {
+		t.Errorf("version %q %v", v, ok)
+	}
+	argv, ok := c.FinalizeAction()
+	want := "/usr/bin/podman exec kafka-broker /opt/kafka/bin/kafka-features.sh --bootstrap-server localhost:9092 --command-config /etc/kafka-bootc/client.properties upgrade --metadata 3.9"
+	if !ok || strings.Join(argv, " ") != want {
+		t.Errorf("finalize %q, want %q", strings.Join(argv, " "), want)
+	}
+	if !slices.Contains(allowed(t, c.sudoers(Broker)), sudoersCommand(argv)) || slices.Contains(allowed(t, c.sudoers(Controller)), sudoersCommand(argv)) {
+		t.Errorf("the brokers' drop-in alone must allow it")
+	}
+	s.KafkaImage = "docker.io/apache/kafka@sha256:" + strings.Repeat("ab", 32)
+	c = plan(t, s)
+	if _, ok := c.FinalizeAction(); ok {
+		t.Error("a version from an image pinned by digest alone")
+	}
+	for _, drop := range [][]byte{c.sudoers(Broker), c.sudoers(Controller)} {
+		if strings.Contains(string(drop), "kafka-features.sh --bootstrap-server localhost\\:9092 --command-config /etc/kafka-bootc/client.properties upgrade") {
+			t.Errorf("a finalize step without a version:\n%s", drop)
+		}
+	}
 }

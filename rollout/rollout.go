@@ -53,6 +53,9 @@ type Options struct {
 	Rollback bool
 	// DryRun prints the plan and changes nothing.
 	DryRun bool
+	// NoFinalize leaves metadata.version as it is after a rollout that
+	// changed the Kafka version (see Finalize).
+	NoFinalize bool
 	// Log receives the progress, a line per step.
 	Log io.Writer
 	// Sleep waits; tests replace it.
@@ -103,6 +106,9 @@ func Run(ctx context.Context, run health.Runner, c *nodes.Cluster, ns []health.N
 		}
 	}
 	rep := health.Check(ctx, run, c, ns)
+	if err := checkNoDowngrade(c, rep); err != nil {
+		return "", err
+	}
 	steps := plan(rep)
 	table := newReport(column{"NODE", 20}, column{"CURRENT", 14}, column{"TARGET", 14})
 	cols := func(s Step) []string {
@@ -112,7 +118,7 @@ func Run(ctx context.Context, run health.Runner, c *nodes.Cluster, ns []health.N
 		for _, s := range steps {
 			table.line(cols(s), map[bool]string{true: "up to date", false: "would move"}[s.Skip])
 		}
-		return table.String() + refusal("a rollout", rep), nil
+		return table.String() + o.finalizePlan(c, rep) + refusal("a rollout", rep), nil
 	}
 	if !rep.Healthy() {
 		return "", fmt.Errorf("refusing to start: the cluster is unhealthy\n%s", rep.Table())
@@ -137,7 +143,52 @@ func Run(ctx context.Context, run health.Runner, c *nodes.Cluster, ns []health.N
 		}
 		changes = append(changes, ch)
 	}
-	return apply(ctx, "rollout", "moved", table, changes, o.Log)
+	out, err := apply(ctx, "rollout", "moved", table, changes, o.Log)
+	if err != nil {
+		return "", err
+	}
+	if _, _, err := finalizeTarget(c); err != nil {
+		return out, nil
+	}
+	// The new images allow reading metadata.version even where the old
+	// ones did not.
+	after := health.Check(ctx, run, c, ns)
+	if done, err := finalizeState(c, after); done || err != nil {
+		return out, nil
+	}
+	if o.NoFinalize {
+		return out + fmt.Sprintf("metadata.version stays %s (--no-finalize): every node runs the new Kafka, and can still go back; finalize with running ... finalize\n", after.MetadataVersion.Finalized), nil
+	}
+	msg, err := o.finalize(ctx, run, c, ns, after)
+	if err != nil {
+		return "", fmt.Errorf("every node moved, but %w\n%s", err, out)
+	}
+	return out + msg, nil
+}
+
+// checkNoDowngrade refuses a rollout to a Kafka older than the cluster's
+// finalized metadata.version: its binaries cannot read the metadata.
+func checkNoDowngrade(c *nodes.Cluster, rep health.Report) error {
+	_, release, err := finalizeTarget(c)
+	mv := rep.MetadataVersion.Finalized
+	if err != nil || mv == "" || compareReleases(health.Release(mv), release) <= 0 {
+		return nil
+	}
+	return fmt.Errorf("refusing to start: the cluster's metadata.version %s is finalized, and Kafka %s (%s) cannot run it; a finalized upgrade cannot be undone", mv, release, c.KafkaImage)
+}
+
+// finalizePlan is the dry run's line on finalization, when the rollout
+// changes the Kafka release.
+func (o Options) finalizePlan(c *nodes.Cluster, rep health.Report) string {
+	_, release, err := finalizeTarget(c)
+	mv := rep.MetadataVersion.Finalized
+	if err != nil || mv == "" || compareReleases(health.Release(mv), release) >= 0 {
+		return ""
+	}
+	if o.NoFinalize {
+		return fmt.Sprintf("then: metadata.version stays %s (--no-finalize); finalize later with running ... finalize\n", mv)
+	}
+	return fmt.Sprintf("then: finalize metadata.version %s to %s, once every node runs it and the cluster is healthy; after it, no node can go back\n", mv, release)
 }
 
 // refusal says why a run would refuse to start now, after a dry run's

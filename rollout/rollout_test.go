@@ -21,6 +21,9 @@ type node struct {
 	// unitAfterBoot is the unit's state after the next reboot.
 	unitAfterBoot string
 	away          int
+	// version is the Kafka version the node runs; empty, a node image
+	// whose sudoers does not allow reading it.
+	version string
 }
 
 // fake is a cluster of fake nodes by host, the digests that the nodes'
@@ -33,6 +36,11 @@ type fake struct {
 	steps  []string
 	// onStep, when set, runs after every step.
 	onStep func(f *fake)
+	// versionOf is the Kafka version of each image digest, which a node
+	// runs once it boots the image; metadata is the cluster's finalized
+	// metadata.version, empty when it cannot be read.
+	versionOf map[string]string
+	metadata  string
 }
 
 const (
@@ -98,6 +106,21 @@ func (f *fake) Run(_ context.Context, host string, argv []string) ([]byte, error
 		return nil, nil
 	case strings.Contains(cmd, "kafka-broker-api-versions.sh"):
 		return []byte("kafka-broker-1:9092 (id: 1 rack: null) -> (\n)\nkafka-broker-2:9092 (id: 2 rack: null) -> (\n)\nkafka-broker-3:9092 (id: 3 rack: null) -> (\n)\n"), nil
+	case strings.HasSuffix(cmd, "/opt/kafka/bin/kafka-topics.sh --version"):
+		if n.version == "" {
+			return nil, errors.New("sudo: a password is required")
+		}
+		return []byte(n.version + "\n"), nil
+	case strings.Contains(cmd, "kafka-features.sh") && strings.HasSuffix(cmd, " describe"):
+		if f.metadata == "" {
+			return nil, errors.New("sudo: a password is required")
+		}
+		return []byte("Feature: metadata.version\tSupportedMinVersion: 3.0-IV1\tSupportedMaxVersion: " + f.metadata + "\tFinalizedVersionLevel: " + f.metadata + "\tEpoch: 7\n"), nil
+	case strings.Contains(cmd, "kafka-features.sh") && strings.Contains(cmd, " upgrade --metadata "):
+		_, release, _ := strings.Cut(cmd, " upgrade --metadata ")
+		f.metadata = release + "-IV0"
+		step("finalize " + release)
+		return nil, nil
 	case cmd == "sudo -n /usr/bin/bootc upgrade":
 		n.staged = f.tags[n.name]
 		step("stage")
@@ -109,6 +132,9 @@ func (f *fake) Run(_ context.Context, host string, argv []string) ([]byte, error
 	case cmd == "sudo -n /usr/bin/systemctl reboot":
 		if n.staged != "" {
 			n.previous, n.booted, n.staged = n.booted, n.staged, ""
+		}
+		if v := f.versionOf[n.booted]; v != "" {
+			n.version = v
 		}
 		if n.unitAfterBoot != "" {
 			n.unit = n.unitAfterBoot
