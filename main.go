@@ -25,10 +25,8 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 
-	"dagger/kafka-bootc/bib"
 	"dagger/kafka-bootc/internal/dagger"
 	"dagger/kafka-bootc/nodes"
 )
@@ -56,148 +54,33 @@ type KafkaBootc struct {
 	AuthSecrets []*dagger.Secret
 }
 
-// New describes the cluster; a description that breaks a rule is refused.
+// New reads the cluster file; a cluster that breaks a rule is refused.
 //
-// New describes the cluster: every argument has the reference flow's
-// default, and a description that breaks a rule is refused here, before
-// anything is built.
+// Everything that describes the cluster is in one file, kafka-cluster.yaml
+// (init writes a commented one), which every command reads: give it as
+// --cluster to each. Without it, the default cluster: 3 brokers and 3
+// controllers. Secrets are never in it; they are the functions' flags. A
+// file that breaks a rule is refused here, before anything is built, with
+// its line.
 func New(
 	ctx context.Context,
-	// Registry to publish node images to, as <registry>/<node>:<tag>, for
-	// example quay.io/me. A bare namespace (me) means quay.io/me. Without
-	// it, build-all builds and checks the images without publishing them.
+	// The cluster file, kafka-cluster.yaml as init writes it, for example
+	// ./kafka-cluster.yaml. Without it, the default cluster.
+	// +optional
+	cluster *dagger.File,
+	// Registry to publish node images to, instead of the file's, for
+	// example quay.io/me: for CI, where each repository has its own.
 	// +optional
 	registry string,
-	// Tag that node images are published under and that nodes upgrade from.
-	// +default="latest"
+	// Tag to publish node images under, instead of the file's, for example
+	// a git tag in CI.
+	// +optional
 	tag string,
-	// Cluster name; the cluster id is derived from it, so keep it stable.
-	// +default="kafka"
-	name string,
-	// Cluster id (22 characters of base64url, as kafka-storage.sh
-	// random-uuid prints); derived from the name when not given.
-	// +optional
-	clusterId string,
-	// DNS domain that makes node hostnames fully qualified
-	// (kafka-broker-1.<domain>).
-	// +optional
-	domain string,
-	// Number of brokers.
-	// +default=3
-	brokers int,
-	// Number of controllers. Kafka 3.8's quorum voters are static: a
-	// running cluster cannot take a new controller set online, so choose
-	// it before the first start.
-	// +default=3
-	controllers int,
-	// Node ids of the brokers, one per broker (default 1..brokers). Ids
-	// never change when either role grows.
-	// +optional
-	brokerIds []int,
-	// Node ids of the controllers, one per controller (default
-	// 1001..1000+controllers). A 3+3 cluster first built when controllers
-	// were numbered after the brokers keeps its ids with 4,5,6.
-	// +optional
-	controllerIds []int,
-	// bootc base image every node image starts from.
-	// +default="quay.io/centos-bootc/centos-bootc:stream9"
-	baseImage string,
-	// Kafka image, bound to each node image: fully qualified, pinned by a
-	// tag other than latest or by digest.
-	// +default="docker.io/apache/kafka:3.8.0"
-	kafkaImage string,
-	// node-exporter image, bound to each node image: fully qualified,
-	// pinned by a tag other than latest or by digest.
-	// +default="docker.io/prom/node-exporter:v1.8.2"
-	exporterImage string,
-	// Memory of each broker VM, in MiB.
-	// +default=4096
-	brokerMemory int,
-	// Memory of each controller VM, in MiB.
-	// +default=2048
-	controllerMemory int,
-	// Kafka heap of each broker, in MiB; 0 means half the memory, at most
-	// 6144.
-	// +optional
-	brokerHeap int,
-	// Kafka heap of each controller, in MiB; 0 means half the memory, at
-	// most 6144.
-	// +optional
-	controllerHeap int,
-	// Virtual CPUs of each broker VM.
-	// +default=2
-	brokerCpus int,
-	// Virtual CPUs of each controller VM.
-	// +default=2
-	controllerCpus int,
-	// Broker client port.
-	// +default=9092
-	brokerPort int,
-	// Controller quorum port.
-	// +default=9093
-	controllerPort int,
-	// node-exporter port on every node.
-	// +default=9100
-	exporterPort int,
-	// Port of the Prometheus JMX exporter, which serves Kafka's own metrics
-	// on every node.
-	// +default=7071
-	metricsPort int,
-	// Leave the Prometheus JMX exporter out: Kafka's own metrics are not
-	// served, and nothing is downloaded for them.
-	// +optional
-	noJmxExporter bool,
-	// Where the JMX exporter's jar is downloaded from at build time: Maven
-	// Central, or a mirror of it (give --jmx-exporter-sha256 with any other
-	// version).
-	// +default="https://repo1.maven.org/maven2/io/prometheus/jmx/jmx_prometheus_javaagent/1.0.1/jmx_prometheus_javaagent-1.0.1.jar"
-	jmxExporterUrl string,
-	// SHA-256 of the JMX exporter's jar, in hex as sha256sum prints it; the
-	// build fails on a jar with any other digest, downloaded or given.
-	// +default="7d61f737fd661610ccc14aea79764faa1ea94a340cbc8f0029b3d2edea3d80c1"
-	jmxExporterSha256 string,
 	// The JMX exporter's jar as a file, for air-gapped builds: used instead
-	// of downloading it, and checked against --jmx-exporter-sha256.
+	// of downloading it, and checked against the file's
+	// metrics.jmxExporter.sha256.
 	// +optional
 	jmxExporterJar *dagger.File,
-	// Extra Kafka properties for brokers, as name=value
-	// (num.partitions=6).
-	// +optional
-	brokerSettings []string,
-	// Extra Kafka properties for controllers, as name=value.
-	// +optional
-	controllerSettings []string,
-	// Login user on every disk, a member of wheel.
-	// +default="kafka"
-	diskUser string,
-	// SSH public keys the disk user logs in with ("ssh-ed25519 AAAA...").
-	// +optional
-	sshKey []string,
-	// Minimum size of the root filesystem, in GiB.
-	// +default=20
-	rootSize int,
-	// When more than 0, /var (Kafka's data) gets a partition of its own of
-	// at least this many GiB.
-	// +optional
-	dataSize int,
-	// Disk types to build: qcow2, raw, ami, vmdk, vhd, gce, anaconda-iso.
-	// +default=["qcow2"]
-	diskType []string,
-	// Export raw and ami disks as plain image/disk.raw files, as large as
-	// the disk. By default they leave as image/disk.raw.tar, a sparse tar
-	// archive that holds only the data (tar -xf restores the sparse disk).
-	// +optional
-	plainRaw bool,
-	// Security of the cluster: tls (every listener needs a certificate from
-	// the cluster CA, and ACLs decide who may do what) or plaintext (no
-	// encryption, authentication or authorization: for labs on a network
-	// you trust).
-	// +default="tls"
-	security string,
-	// Client name that is a Kafka super user in tls mode: make its
-	// certificate with "client --name <it>".
-	// +default="admin"
-	adminUser string,
 	// Public key that node images are signed with (cosign.pub, as cosign
 	// generate-key-pair writes it). Every node image then carries it and a
 	// policy under which the node pulls only node images signed with it,
@@ -205,56 +88,71 @@ func New(
 	// the matching --signing-key.
 	// +optional
 	signingPublicKey *dagger.File,
-	// bootc-image-builder image. Keep the centos-bootc one:
-	// ghcr.io/osbuild/image-builder fails on bound images. Pin it by digest
-	// for repeatable disks.
-	// +default="quay.io/centos-bootc/bootc-image-builder:latest"
-	builderImage string,
 ) (*KafkaBootc, error) {
-	s := nodes.Spec{
-		Name: name, ClusterID: clusterId, Domain: domain,
-		Brokers: brokers, Controllers: controllers,
-		BrokerIDs: brokerIds, ControllerIDs: controllerIds,
-		BaseImage: baseImage, KafkaImage: kafkaImage, ExporterImage: exporterImage,
-		Broker: nodes.RoleSpec{MemoryMiB: brokerMemory, HeapMiB: brokerHeap, CPUs: brokerCpus,
-			Port: brokerPort, Settings: brokerSettings},
-		Controller: nodes.RoleSpec{MemoryMiB: controllerMemory, HeapMiB: controllerHeap, CPUs: controllerCpus,
-			Port: controllerPort, Settings: controllerSettings},
-		ExporterPort: exporterPort, MetricsPort: metricsPort,
-		JMXExporterURL: jmxExporterUrl, JMXExporterSHA256: jmxExporterSha256,
-		Registry: registry, Tag: tag,
-		Security: security, AdminUser: adminUser,
-		Disk: bib.Spec{User: diskUser, SSHKeys: sshKey, RootSizeGiB: rootSize, DataSizeGiB: dataSize, Types: diskType, PlainRaw: plainRaw},
-	}
-	// The Go SDK never sends a zero, so 0 cannot mean "leave it out": a
-	// caller in another module could not reach it.
-	if metricsPort == 0 {
-		return nil, errors.New("metrics port 0: must be from 1 to 65535; --no-jmx-exporter leaves the JMX exporter out")
-	}
-	if noJmxExporter {
-		if jmxExporterJar != nil {
-			return nil, errors.New("jmx exporter jar: given with --no-jmx-exporter; give one or the other")
+	name, text := "kafka-cluster.yaml", ""
+	if cluster != nil {
+		var err error
+		if name, err = cluster.Name(ctx); err != nil {
+			return nil, fmt.Errorf("cluster file: %w", err)
 		}
-		s.MetricsPort = 0
+		if text, err = cluster.Contents(ctx); err != nil {
+			return nil, fmt.Errorf("cluster file %s: %w", name, err)
+		}
 	}
+	key := ""
 	if signingPublicKey != nil {
-		key, err := signingPublicKey.Contents(ctx)
-		if err != nil {
+		var err error
+		if key, err = signingPublicKey.Contents(ctx); err != nil {
 			return nil, fmt.Errorf("signing public key: %w", err)
 		}
-		s.SigningPublicKey = key
 	}
-	if _, err := nodes.Plan(s); err != nil {
+	s, builder, err := loadCluster(name, []byte(text), registry, tag, key, jmxExporterJar != nil)
+	if err != nil {
 		return nil, err
-	}
-	if err := nodes.CheckBaseImage(builderImage); err != nil {
-		return nil, fmt.Errorf("builder image: %w", err)
 	}
 	spec, err := json.Marshal(s)
 	if err != nil {
 		return nil, err
 	}
-	return &KafkaBootc{Spec: string(spec), Builder: builderImage, JMXExporterJar: jmxExporterJar}, nil
+	return &KafkaBootc{Spec: string(spec), Builder: builder, JMXExporterJar: jmxExporterJar}, nil
+}
+
+// loadCluster reads a cluster file and applies the constructor's flags to
+// it: the registry and tag overrides, the signing key, and whether a JMX
+// exporter jar is given.
+func loadCluster(name string, text []byte, registry, tag, signingPublicKey string, jar bool) (nodes.Spec, string, error) {
+	s, builder, err := nodes.ReadFile(name, text)
+	if err != nil {
+		return nodes.Spec{}, "", err
+	}
+	if registry != "" {
+		s.Registry = registry
+	}
+	if tag != "" {
+		s.Tag = tag
+	}
+	s.SigningPublicKey = signingPublicKey
+	if jar && s.MetricsPort == 0 {
+		return nodes.Spec{}, "", fmt.Errorf("jmx exporter jar: given, but %s leaves the JMX exporter out (metrics.jmxExporter.enabled: false); give one or the other", name)
+	}
+	if _, err := nodes.Plan(s); err != nil {
+		return nodes.Spec{}, "", err
+	}
+	return s, builder, nil
+}
+
+// Init returns a cluster file with every key, its default and its help.
+//
+// "init -o ." writes kafka-cluster.yaml, which describes the default
+// cluster, and kafka-cluster.schema.json, its JSON Schema, with which
+// editors that use yaml-language-server complete and check the file.
+// Edit the file, keep it in git, and give it to every command as
+// --cluster ./kafka-cluster.yaml. It depends on nothing, so Dagger may
+// keep its result.
+func (m *KafkaBootc) Init() *dagger.Directory {
+	return dag.Directory().
+		WithNewFile("kafka-cluster.yaml", string(nodes.DefaultFile)).
+		WithNewFile("kafka-cluster.schema.json", string(nodes.FileSchema))
 }
 
 // cluster plans the cluster from the stored description.

@@ -213,33 +213,49 @@ func TestCLIDefaultsAreTheModelDefaults(t *testing.T) {
 	}
 }
 
-func TestNewRejectsBadInputWithTheModelsError(t *testing.T) {
+// moduleFor is the module for a cluster file's text, as New makes it
+// from the file's contents.
+func moduleFor(t *testing.T, file string) *KafkaBootc {
+	t.Helper()
+	s, builder, err := loadCluster("kafka-cluster.yaml", []byte(file), "", "", "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, _ := json.Marshal(s)
+	return &KafkaBootc{Spec: string(spec), Builder: builder}
+}
+
+// TestTheFlagsApplyToTheClusterFile: --registry and --tag override the
+// file's, and are checked by the same rules; a jar for an exporter that
+// the file leaves out is refused.
+func TestTheFlagsApplyToTheClusterFile(t *testing.T) {
+	noJMX := "version: 1\nmetrics:\n  jmxExporter:\n    enabled: false\n"
 	for _, tc := range []struct {
-		name string
-		set  map[string]any
-		want string
+		name, file, registry, tag string
+		jar                       bool
+		want                      string
 	}{
-		{"zero brokers", map[string]any{"brokers": 0}, "brokers: 0: must be from 1 to 99"},
-		{"an unqualified builder image", map[string]any{"builderImage": "bootc-image-builder"}, "builder image: "},
-		{"a metrics port of 0", map[string]any{"metricsPort": 0},
-			"metrics port 0: must be from 1 to 65535; --no-jmx-exporter leaves the JMX exporter out"},
-		{"a jar for an exporter that is left out", map[string]any{"noJmxExporter": true, "jmxExporterJar": &dagger.File{}},
-			"jmx exporter jar: given with --no-jmx-exporter; give one or the other"},
-		{"a mirror that is not a URL", map[string]any{"jmxExporterUrl": "mirror/jmx.jar"}, "jmx exporter url: "},
+		{"a jar for an exporter that is left out", noJMX, "", "", true,
+			"jmx exporter jar: given, but kafka-cluster.yaml leaves the JMX exporter out (metrics.jmxExporter.enabled: false); give one or the other"},
+		{"a registry that is none", "", "https://quay.io/me", "", false, "registry \"https://quay.io/me\": "},
+		{"a tag that is none", "", "", "-v1", false, "tag \"-v1\": "},
+		{"a file that breaks a rule", "version: 1\nbrokers:\n  count: 0\n", "", "", false,
+			"kafka-cluster.yaml:3 (brokers.count): brokers: 0: must be from 1 to 99"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := newModule(t, tc.set); err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			if _, _, err := loadCluster("kafka-cluster.yaml", []byte(tc.file), tc.registry, tc.tag, "", tc.jar); err == nil || !strings.HasPrefix(err.Error(), tc.want) {
 				t.Errorf("error %v, want %q", err, tc.want)
 			}
 		})
 	}
+	s, _, err := loadCluster("kafka-cluster.yaml", []byte("version: 1\nregistry: quay.io/me\ntag: v1\n"), "ghcr.io/you", "v2", "", false)
+	if err != nil || s.Registry != "ghcr.io/you" || s.Tag != "v2" {
+		t.Errorf("overrides: %v %s %s", err, s.Registry, s.Tag)
+	}
 }
 
 func TestNoJMXExporterLeavesTheExporterOut(t *testing.T) {
-	m, err := newModule(t, map[string]any{"noJmxExporter": true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := moduleFor(t, "version: 1\nmetrics:\n  jmxExporter:\n    enabled: false\n")
 	c, err := m.cluster()
 	if err != nil {
 		t.Fatal(err)
@@ -249,7 +265,7 @@ func TestNoJMXExporterLeavesTheExporterOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.MetricsPort != 0 || len(img.Downloads) != 0 {
-		t.Errorf("--no-jmx-exporter: metrics port %d, downloads %+v", c.MetricsPort, img.Downloads)
+		t.Errorf("metrics.jmxExporter.enabled false: metrics port %d, downloads %+v", c.MetricsPort, img.Downloads)
 	}
 }
 
@@ -260,10 +276,7 @@ func TestNoJMXExporterLeavesTheExporterOut(t *testing.T) {
 // still send it), and a bool must default to false, or no Go caller could
 // ever send false.
 func TestEveryDocumentedValueIsReachableFromGo(t *testing.T) {
-	m, err := newModule(t, map[string]any{"registry": "quay.io/me", "sshKey": []string{testSSHKey}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := moduleFor(t, "version: 1\nregistry: quay.io/me\ndisk:\n  sshKeys: [\""+testSSHKey+"\"]\n")
 	receivers := map[string]reflect.Value{
 		"KafkaBootc": reflect.ValueOf(m),
 		"Running":    reflect.ValueOf(&Running{Parent: m}),
@@ -303,7 +316,7 @@ func TestEveryDocumentedValueIsReachableFromGo(t *testing.T) {
 			}
 		}
 	}
-	if checked < 15 {
+	if checked < 8 {
 		t.Errorf("checked %d arguments with a non-zero default; the parser missed some", checked)
 	}
 }
@@ -326,6 +339,7 @@ func TestEveryFunctionStatesItsCachePolicy(t *testing.T) {
 		"Disk":              "session", // the same
 		"Running":           "",        // checks its arguments, nothing else
 		"WithRegistryAuth":  "",        // the same
+		"Init":              "",        // depends on nothing
 		"Health":            "never",   // reads running machines
 		"Rollout":           "never",   // changes running machines
 		"RenewCertificates": "never",   // the same
@@ -389,10 +403,7 @@ func engine(t *testing.T) {
 // gives the tree kept in tests/golden/default.
 func TestConfigExportsTheGoldenTreeOnAnEngine(t *testing.T) {
 	engine(t)
-	m, err := newModule(t, map[string]any{"sshKey": []string{testSSHKey}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := moduleFor(t, "version: 1\ndisk:\n  sshKeys: [\""+testSSHKey+"\"]\n")
 	dir, err := m.Config()
 	if err != nil {
 		t.Fatal(err)
@@ -641,7 +652,7 @@ func TestSigningArgumentsAreCheckedAgainstEachOther(t *testing.T) {
 		want                     string
 	}{
 		{"a password without a key", published, false, true, false, "signing password: given without --signing-key"},
-		{"a key without a registry", plain, true, false, false, "signing key: given without --registry: only published images are signed"},
+		{"a key without a registry", plain, true, false, false, "signing key: given for a cluster without a registry: only published images are signed"},
 		{"a trusted key without a signing key", published, false, false, true, "trusted public key: it names the key the nodes trust during a rotation; give it with --signing-key and --signing-public-key"},
 		{"a trusted key for nodes that trust none", published, true, false, true, "trusted public key: it names the key the nodes trust during a rotation; give it with --signing-key and --signing-public-key"},
 		{"a key and its password", published, true, true, false, ""},
@@ -664,5 +675,42 @@ func TestEveryFunctionsHelpOpensWithOneSentence(t *testing.T) {
 		if !strings.HasSuffix(first, ".") || len(first) > 78 || (rest != "" && !strings.HasPrefix(rest, "\n")) {
 			t.Errorf("%s: its help opens with %q, not one short sentence on a line of its own", fn.name, first)
 		}
+	}
+}
+
+// TestTheWorkflowsClusterFile: the jobs build from the repository's own
+// cluster file, or from the default cluster with the login key of the
+// repository's variables, which the module reads as such.
+func TestTheWorkflowsClusterFile(t *testing.T) {
+	script, err := filepath.Abs(filepath.Join(".github", "scripts", "cluster-file.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(dir, key string) (string, error) {
+		cmd := exec.Command("sh", script)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "SSH_PUBLIC_KEY="+key)
+		out, err := cmd.CombinedOutput()
+		return strings.TrimSpace(string(out)), err
+	}
+	dir := t.TempDir()
+	out, err := run(dir, testSSHKey)
+	if err != nil || out != "./kafka-cluster.yaml" {
+		t.Fatalf("%v: %s", err, out)
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, "kafka-cluster.yaml"))
+	s, _, err := nodes.ReadFile("kafka-cluster.yaml", data)
+	if err != nil || len(s.Disk.SSHKeys) != 1 || s.Disk.SSHKeys[0] != testSSHKey {
+		t.Errorf("the written file: %v %+v\n%s", err, s.Disk, data)
+	}
+	os.WriteFile(filepath.Join(dir, "kafka-cluster.yaml"), []byte("version: 1\nname: own\n"), 0o644)
+	if _, err := run(dir, testSSHKey); err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(filepath.Join(dir, "kafka-cluster.yaml")); string(data) != "version: 1\nname: own\n" {
+		t.Errorf("the repository's own file was replaced:\n%s", data)
+	}
+	if out, err := run(t.TempDir(), ""); err == nil || !strings.Contains(out, "no kafka-cluster.yaml and no SSH_PUBLIC_KEY variable") {
+		t.Errorf("neither: %v %s", err, out)
 	}
 }

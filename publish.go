@@ -36,9 +36,9 @@ func (m *KafkaBootc) BuildAll(
 	ctx context.Context,
 	// A registry running as a Dagger service that stands in for the
 	// registry's host: node images are published to it, and a base image
-	// on that host is pulled from it (used by tests). Give --registry as
-	// localhost:PORT/NAMESPACE: the service takes over the host name only,
-	// and Dagger speaks plain HTTP to localhost alone.
+	// on that host is pulled from it (used by tests). Give the cluster's
+	// registry as localhost:PORT/NAMESPACE: the service takes over the
+	// host name only, and Dagger speaks plain HTTP to localhost alone.
 	// +optional
 	registryService *dagger.Service,
 	// cosign private key that signs every published digest, for example
@@ -145,7 +145,7 @@ func (m *KafkaBootc) BuildAll(
 		return "", err
 	}
 	if c.Registry == "" {
-		lines = append(lines, "nothing was published: no --registry given")
+		lines = append(lines, "nothing was published: the cluster has no registry")
 	}
 	return strings.Join(lines, "\n") + "\n", nil
 }
@@ -157,7 +157,7 @@ func checkSigningArgs(c *nodes.Cluster, key, password, trustedPublicKey bool) er
 	case !key && password:
 		return errors.New("signing password: given without --signing-key")
 	case key && c.Registry == "":
-		return errors.New("signing key: given without --registry: only published images are signed")
+		return errors.New("signing key: given for a cluster without a registry: only published images are signed")
 	case trustedPublicKey && (!key || c.SigningPublicKey == ""):
 		return errors.New("trusted public key: it names the key the nodes trust during a rotation; give it with --signing-key and --signing-public-key")
 	}

@@ -74,7 +74,7 @@ func (m *KafkaBootc) Client(
 		return nil, err
 	}
 	if !c.TLS {
-		return nil, errors.New("client: the cluster is built with --security plaintext, whose listeners take no certificates")
+		return nil, errors.New("client: the cluster is built with security: plaintext, whose listeners take no certificates")
 	}
 	if err := nodes.CheckClientName("client name", name); err != nil {
 		return nil, err
@@ -108,12 +108,12 @@ type issuer struct {
 func newIssuer(ctx context.Context, c *nodes.Cluster, caCert *dagger.File, caKey *dagger.Secret, days int, extraNames []string, rotate bool) (*issuer, error) {
 	if !c.TLS {
 		if caCert != nil || caKey != nil || len(extraNames) > 0 || rotate {
-			return nil, errors.New("ca cert: given for a cluster built with --security plaintext, whose nodes use no certificates; leave out --ca-cert, --ca-key, --extra-name and --rotate")
+			return nil, errors.New("ca cert: given for a cluster built with security: plaintext, whose nodes use no certificates; leave out --ca-cert, --ca-key, --extra-name and --rotate")
 		}
 		return nil, nil
 	}
 	if caCert == nil || caKey == nil {
-		return nil, errors.New("ca cert: tls disks need the cluster CA to sign each node's certificate: give --ca-cert ./ca/ca.crt --ca-key file:./ca/ca.key (make them once with the ca function), or build the cluster with --security plaintext")
+		return nil, errors.New("ca cert: tls disks need the cluster CA to sign each node's certificate: give --ca-cert ./ca/ca.crt --ca-key file:./ca/ca.key (make them once with the ca function), or build the cluster with security: plaintext")
 	}
 	extra, err := c.ParseExtraNames(extraNames)
 	if err != nil {

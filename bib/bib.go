@@ -45,7 +45,7 @@ func DefaultSpec() Spec {
 }
 
 // ErrNoLogin says that a disk would have no way to log in.
-var ErrNoLogin = errors.New("disk: a disk needs an SSH public key (ssh-key) or a password hash (password) to log in")
+var ErrNoLogin = errors.New("disk: a disk needs an SSH public key (the cluster file's disk.sshKeys) or a password hash (--password) to log in")
 
 var (
 	userName  = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)

@@ -9,7 +9,7 @@ import (
 // Output is one disk type and the file bootc-image-builder writes for it,
 // relative to its output directory.
 type Output struct {
-	// Type is the name a user gives (--disk-type).
+	// Type is the name a user gives (the cluster file's disk.types).
 	Type string
 	// BibType is bootc-image-builder's --type.
 	BibType string

@@ -283,7 +283,7 @@ func Plan(s Spec) (*Cluster, error) {
 		}
 		c.AdminUser = s.AdminUser
 		if slices.Contains(s.Disk.Types, "anaconda-iso") {
-			return nil, errors.New("disk type anaconda-iso: bootc-image-builder's installer ISO cannot carry files, so it cannot carry a node's TLS key; build disks of another type, or the cluster with --security plaintext")
+			return nil, errors.New("disk type anaconda-iso: bootc-image-builder's installer ISO cannot carry files, so it cannot carry a node's TLS key; build disks of another type, or the cluster with security: plaintext")
 		}
 	case SecurityPlaintext:
 	default:

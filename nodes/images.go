@@ -108,7 +108,7 @@ func (c *Cluster) OnRegistryHost(ref string) bool {
 
 // ErrNoRegistry says that disks need a registry: a disk installs its node
 // image under the registry reference, which is where bootc upgrade looks.
-var ErrNoRegistry = errors.New("registry: a disk needs --registry: it installs <registry>/<node>:<tag>, which is where bootc upgrade looks for updates")
+var ErrNoRegistry = errors.New("registry: a disk needs the cluster file's registry: it installs <registry>/<node>:<tag>, which is where bootc upgrade looks for updates")
 
 // StoredImage is an image that bootc-image-builder must find in its
 // container storage: the node image and every bound image.

@@ -48,7 +48,7 @@ var managedProperties = map[string]string{
 // plaintext cluster has no identities for an authorizer to check.
 func init() {
 	for _, s := range (&Cluster{TLS: true, AdminUser: DefaultAdminUser}).SecurityProperties() {
-		managedProperties[s.Name] = "the security mode (--security) and the cluster CA"
+		managedProperties[s.Name] = "the security mode (security) and the cluster CA"
 	}
 }
 

@@ -37,7 +37,7 @@ type pullAuth struct {
 // name the rule and a repository, never a credential.
 func (c *Cluster) CheckPullSecret(data []byte) (values []string, err error) {
 	if c.Registry == "" {
-		return nil, errors.New("pull secret: given without --registry; the nodes pull from nowhere")
+		return nil, errors.New("pull secret: given for a cluster without a registry; the nodes pull from nowhere")
 	}
 	var ps pullSecret
 	dec := json.NewDecoder(bytes.NewReader(data))

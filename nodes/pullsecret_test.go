@@ -76,7 +76,7 @@ func TestAPullSecretThatIsNotOneIsRefusedWithoutQuotingIt(t *testing.T) {
 		}
 	}
 	plain := plan(t, Default())
-	if _, err := plain.CheckPullSecret([]byte(`{"auths":{"quay.io":{"auth":"` + authOf("a", "b") + `"}}}`)); err == nil || !strings.Contains(err.Error(), "without --registry") {
+	if _, err := plain.CheckPullSecret([]byte(`{"auths":{"quay.io":{"auth":"` + authOf("a", "b") + `"}}}`)); err == nil || !strings.Contains(err.Error(), "without a registry") {
 		t.Errorf("without a registry: %v", err)
 	}
 }

@@ -68,7 +68,7 @@ func CheckSigningPublicKey(pemText string) error {
 // and a registry on the build machine's loopback is not the node's.
 func checkSigningRegistry(registry string) error {
 	if registry == "" {
-		return errors.New("signing public key: given without --registry: the policy names the repositories that the nodes upgrade from")
+		return errors.New("signing public key: given for a cluster without a registry: the policy names the repositories that the nodes upgrade from")
 	}
 	host, _, _ := strings.Cut(registry, "/")
 	name := host

@@ -268,7 +268,7 @@ func TestSigningInputIsChecked(t *testing.T) {
 	}{
 		"a private key":       {"quay.io/me", "-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED SIGSTORE PRIVATE KEY-----\n", "not a PUBLIC KEY (give cosign.pub, never cosign.key)"},
 		"text":                {"quay.io/me", "cosign.pub", "signing public key: must be one PEM public key"},
-		"no registry":         {"", key, "signing public key: given without --registry"},
+		"no registry":         {"", key, "signing public key: given for a cluster without a registry"},
 		"a loopback registry": {"localhost:5000/me", key, `registry "localhost:5000/me" is the build machine's loopback`},
 		"127.0.0.1":           {"127.0.0.1:5000/me", key, "is the build machine's loopback"},
 	} {

@@ -102,7 +102,7 @@ func Run(ctx context.Context, run health.Runner, c *nodes.Cluster, ns []health.N
 	o = o.withDefaults()
 	for _, n := range ns {
 		if n.Published == "" {
-			return "", fmt.Errorf("%s: no target image: its published digest is not known (give --registry, whose tags are looked up, or --published)", n.Name)
+			return "", fmt.Errorf("%s: no target image: its published digest is not known (set the cluster file's registry, whose tags are looked up, or give --published)", n.Name)
 		}
 	}
 	rep := health.Check(ctx, run, c, ns)

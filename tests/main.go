@@ -81,18 +81,32 @@ func (r registry) run(ctx context.Context, step, script string) (string, error) 
 
 // cluster is the cluster under test: one broker (node id 1) and one
 // controller (node id 1001), published under namespace on the registry host.
-func cluster(namespace string, opts dagger.KafkaBootcOpts) *dagger.KafkaBootc {
+func cluster(namespace string, opts clusterOpts) *dagger.KafkaBootc {
 	return clusterAt(registryHost+"/"+namespace, opts)
 }
 
-// clusterAt is the cluster under test, published to registry.
-func clusterAt(registry string, opts dagger.KafkaBootcOpts) *dagger.KafkaBootc {
+// clusterOpts are what a check changes of the cluster under test.
+type clusterOpts struct {
+	// baseImage replaces the bootc base image.
+	baseImage string
+	// signingPublicKey is the key the node images are signed with.
+	signingPublicKey *dagger.File
+}
+
+// clusterAt is the cluster under test, published to registry, described
+// by a cluster file as a user writes one.
+func clusterAt(registry string, opts clusterOpts) *dagger.KafkaBootc {
 	sum := sha256.Sum256([]byte(jmxJar))
-	opts.Registry = registry
-	opts.Brokers, opts.Controllers = 1, 1
-	opts.JmxExporterJar = dag.Directory().WithNewFile("jmx.jar", jmxJar).File("jmx.jar")
-	opts.JmxExporterSha256 = hex.EncodeToString(sum[:])
-	return dag.KafkaBootc(opts)
+	file := fmt.Sprintf("version: 1\nregistry: %s\nbrokers:\n  count: 1\ncontrollers:\n  count: 1\nmetrics:\n  jmxExporter:\n    sha256: %s\n",
+		registry, hex.EncodeToString(sum[:]))
+	if opts.baseImage != "" {
+		file += "images:\n  base: " + opts.baseImage + "\n"
+	}
+	return dag.KafkaBootc(dagger.KafkaBootcOpts{
+		Cluster:          dag.Directory().WithNewFile("kafka-cluster.yaml", file).File("kafka-cluster.yaml"),
+		JmxExporterJar:   dag.Directory().WithNewFile("jmx.jar", jmxJar).File("jmx.jar"),
+		SigningPublicKey: opts.signingPublicKey,
+	})
 }
 
 // nonce names what one run owns, such as a fresh registry.
@@ -137,7 +151,7 @@ func (m *Tests) PrivateRegistry(ctx context.Context) error {
 		WithEnvVariable("REGISTRY_AUTH_HTPASSWD_PATH", "/auth/htpasswd").
 		WithExposedPort(5000).
 		AsService(dagger.ContainerAsServiceOpts{Args: []string{"registry", "serve", "/etc/docker/registry/config.yml"}})
-	kb := cluster("private", dagger.KafkaBootcOpts{})
+	kb := cluster("private", clusterOpts{})
 	_, err = kb.BuildAll(ctx, dagger.KafkaBootcBuildAllOpts{RegistryService: svc})
 	if err == nil || !strings.Contains(err.Error(), "the registry "+registryHost+" refused access: it needs credentials") {
 		return fmt.Errorf("build-all without a login: %v", err)
@@ -167,7 +181,7 @@ func (m *Tests) PrivateRegistry(ctx context.Context) error {
 // +cache="never"
 func (m *Tests) Images(ctx context.Context) error {
 	reg := newRegistry("kafka-bootc-e2e-images-" + nonce())
-	kb := cluster("e2e", dagger.KafkaBootcOpts{})
+	kb := cluster("e2e", clusterOpts{})
 	out, err := kb.BuildAll(ctx, dagger.KafkaBootcBuildAllOpts{RegistryService: reg.svc})
 	if err != nil {
 		return fmt.Errorf("build-all: %w", err)
@@ -209,7 +223,7 @@ func (m *Tests) Images(ctx context.Context) error {
 func (m *Tests) Reruns(ctx context.Context) error {
 	reg := newRegistry("kafka-bootc-e2e-reruns-" + nonce())
 	buildAll := func(step string) (map[string]string, error) {
-		out, err := cluster("reruns", dagger.KafkaBootcOpts{}).BuildAll(ctx, dagger.KafkaBootcBuildAllOpts{RegistryService: reg.svc})
+		out, err := cluster("reruns", clusterOpts{}).BuildAll(ctx, dagger.KafkaBootcBuildAllOpts{RegistryService: reg.svc})
 		if err != nil {
 			return nil, fmt.Errorf("%s: build-all: %w", step, err)
 		}
@@ -301,7 +315,7 @@ func (m *Tests) Signing(ctx context.Context) error {
 		return fmt.Errorf("cosign generate-key-pair: %w", err)
 	}
 	buildAll := func(step string) (map[string]string, error) {
-		out, err := cluster("signing", dagger.KafkaBootcOpts{}).BuildAll(ctx, dagger.KafkaBootcBuildAllOpts{
+		out, err := cluster("signing", clusterOpts{}).BuildAll(ctx, dagger.KafkaBootcBuildAllOpts{
 			RegistryService: reg.svc,
 			SigningKey:      dag.SetSecret("e2e-cosign-key-"+nonce(), key),
 			SigningPassword: dag.SetSecret("e2e-cosign-password", password),
@@ -371,7 +385,7 @@ func (m *Tests) Signing(ctx context.Context) error {
 // registry that does not exist). A policy for the local registry would be
 // refused, so these nodes name one that nobody reaches.
 func keyChecks(ctx context.Context, mine, other *dagger.Directory, key, password string) error {
-	kb := clusterAt("registry.invalid/e2e", dagger.KafkaBootcOpts{SigningPublicKey: other.File("cosign.pub")})
+	kb := clusterAt("registry.invalid/e2e", clusterOpts{signingPublicKey: other.File("cosign.pub")})
 	signing := dagger.KafkaBootcBuildAllOpts{
 		SigningKey:      dag.SetSecret("e2e-cosign-key-checks-"+nonce(), key),
 		SigningPassword: dag.SetSecret("e2e-cosign-password", password),
@@ -452,7 +466,7 @@ func (m *Tests) BuildOnMovedBase(
 	if err != nil {
 		return "", fmt.Errorf("publishing the base %s: %w", variant, err)
 	}
-	out, err := cluster("moved-base", dagger.KafkaBootcOpts{BaseImage: base}).
+	out, err := cluster("moved-base", clusterOpts{baseImage: base}).
 		BuildAll(ctx, dagger.KafkaBootcBuildAllOpts{RegistryService: reg.svc})
 	if err != nil {
 		return "", fmt.Errorf("build-all: %w", err)
@@ -552,7 +566,7 @@ func checkImage(ctx context.Context, img *dagger.Container, config *dagger.Direc
 // +cache="never"
 func (m *Tests) Disk(ctx context.Context) error {
 	const node = "kafka-controller-1"
-	kb := cluster("e2e", dagger.KafkaBootcOpts{})
+	kb := cluster("e2e", clusterOpts{})
 	// ca is never cached: each evaluation makes a new CA, so take both
 	// files from one evaluation, as "ca -o ./ca" does.
 	caPath, err := kb.Ca().Export(ctx, "/tmp/ca-"+nonce())
@@ -677,7 +691,7 @@ func (m *Tests) Health(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	kb := cluster("e2e", dagger.KafkaBootcOpts{})
+	kb := cluster("e2e", clusterOpts{})
 	config := kb.Config()
 	// health runs the function against the two nodes, the broker's Kafka
 	// unit in the given state.
@@ -797,7 +811,7 @@ func (m *Tests) Rollout(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	kb := cluster("e2e", dagger.KafkaBootcOpts{})
+	kb := cluster("e2e", clusterOpts{})
 	addresses, knownHosts, err := standInNodes(ctx, keys, kb.Config(), "active", digestBefore, digestAfter)
 	if err != nil {
 		return err

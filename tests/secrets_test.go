@@ -30,10 +30,14 @@ func TestNoKeyInTheLogOrOutsideTheDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256([]byte(jmxJar))
-	module := []string{"call", "-m", "..", "--progress=plain",
-		"--registry", registryHost + "/secrets", "--brokers", "1", "--controllers", "1",
-		"--ssh-key", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAum8sY+RanpZcPfSfVjkVew1EYradPyCQndq1YzLuRh e2e@example.com",
-		"--jmx-exporter-jar", jar, "--jmx-exporter-sha256", hex.EncodeToString(sum[:])}
+	clusterFile := filepath.Join(dir, "kafka-cluster.yaml")
+	if err := os.WriteFile(clusterFile, []byte("version: 1\nregistry: "+registryHost+"/secrets\n"+
+		"brokers:\n  count: 1\ncontrollers:\n  count: 1\n"+
+		"disk:\n  sshKeys: [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAum8sY+RanpZcPfSfVjkVew1EYradPyCQndq1YzLuRh e2e@example.com\"]\n"+
+		"metrics:\n  jmxExporter:\n    sha256: "+hex.EncodeToString(sum[:])+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	module := []string{"call", "-m", "..", "--progress=plain", "--cluster", clusterFile, "--jmx-exporter-jar", jar}
 	var log bytes.Buffer
 	run := func(args ...string) {
 		t.Helper()

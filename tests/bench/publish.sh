@@ -39,14 +39,36 @@ trap 'rm -rf "$empty"' EXIT
   with-exec -- sh -c 'mkdir -p /usr/share/bench && echo $run > /usr/share/bench/run && dd if=/dev/urandom of=/usr/share/bench/base.bin bs=1048576 count=$base_mib 2>/dev/null' |
   publish 127.0.0.1:5000/centos-bootc/centos-bootc:$run" >/dev/null)
 
+# cluster_file [SSH_KEY]: writes the cluster file of the run, with the
+# disks' login when given, and prints its path.
+cluster_file() {
+  local file="$empty/kafka-cluster.yaml"
+  cat >"$file" <<EOF
+version: 1
+registry: localhost:5000/$run
+security: plaintext
+images:
+  base: quay.io/centos-bootc/centos-bootc:$run
+brokers:
+  count: $brokers
+controllers:
+  count: $controllers
+metrics:
+  jmxExporter:
+    enabled: false
+disk:
+  types: [${DISK_TYPE:-qcow2}]
+EOF
+  if [ -n "${1:-}" ]; then printf '  sshKeys: ["%s"]\n' "$1" >>"$file"; fi
+  echo "$file"
+}
+
 # measure NAME: runs build-all and prints what the registry received.
 measure() {
   local from start end
   from=$(($(wc -l <"$log") + 1))
   start=$(date +%s.%N)
-  "$dagger" -q call -m "$module" --registry "localhost:5000/$run" \
-    --base-image "quay.io/centos-bootc/centos-bootc:$run" --brokers "$brokers" --controllers "$controllers" \
-    --no-jmx-exporter --security plaintext build-all >/dev/null
+  "$dagger" -q call -m "$module" --cluster "$(cluster_file)" build-all >/dev/null
   end=$(date +%s.%N)
   # Completed uploads: PUT .../blobs/uploads/...&digest=sha256%3A<hex>, 201.
   # Mounts: POST .../blobs/uploads/?mount=sha256:<hex>, 201.
@@ -81,9 +103,7 @@ disks() {
   local start end
   rm -rf "${out:?}"/*
   start=$(date +%s.%N)
-  "$dagger" -q call -m "$module" --registry "localhost:5000/$run" \
-    --base-image "quay.io/centos-bootc/centos-bootc:$run" --brokers "$brokers" --controllers "$controllers" \
-    --no-jmx-exporter --security plaintext --ssh-key "$2" --disk-type "$disk_type" disks --parallel "$parallel" -o "$out" >/dev/null
+  "$dagger" -q call -m "$module" --cluster "$(cluster_file "$2")" disks --parallel "$parallel" -o "$out" >/dev/null
   end=$(date +%s.%N)
   printf "disks (%s, parallel %d), %d nodes, %-26s %6.1f s, %5.1f s per disk; exported %s bytes, %s bytes on disk\n" \
     "$disk_type" "$parallel" "$nodes" "$1:" "$(echo "$end - $start" | bc)" "$(echo "($end - $start) / $nodes" | bc -l)" \

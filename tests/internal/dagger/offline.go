@@ -44,33 +44,25 @@ type KafkaBootc struct{ query *querybuilder.Selection }
 // KafkaBootcOpts are the optional arguments of kafka-bootc's constructor
 // that the tests use.
 type KafkaBootcOpts struct {
-	Registry          string
-	Brokers           int
-	Controllers       int
-	BaseImage         string
-	JmxExporterSha256 string
-	JmxExporterJar    *File
-	SigningPublicKey  *File
+	Cluster          *File
+	Registry         string
+	Tag              string
+	JmxExporterJar   *File
+	SigningPublicKey *File
 }
 
 // KafkaBootc constructs the module object.
 func (c *Client) KafkaBootc(opts ...KafkaBootcOpts) *KafkaBootc {
 	q := c.QueryBuilder().Select("kafkaBootc")
 	for i := len(opts) - 1; i >= 0; i-- {
+		if !querybuilder.IsZeroValue(opts[i].Cluster) {
+			q = q.Arg("cluster", opts[i].Cluster)
+		}
 		if !querybuilder.IsZeroValue(opts[i].Registry) {
 			q = q.Arg("registry", opts[i].Registry)
 		}
-		if !querybuilder.IsZeroValue(opts[i].Brokers) {
-			q = q.Arg("brokers", opts[i].Brokers)
-		}
-		if !querybuilder.IsZeroValue(opts[i].Controllers) {
-			q = q.Arg("controllers", opts[i].Controllers)
-		}
-		if !querybuilder.IsZeroValue(opts[i].BaseImage) {
-			q = q.Arg("baseImage", opts[i].BaseImage)
-		}
-		if !querybuilder.IsZeroValue(opts[i].JmxExporterSha256) {
-			q = q.Arg("jmxExporterSha256", opts[i].JmxExporterSha256)
+		if !querybuilder.IsZeroValue(opts[i].Tag) {
+			q = q.Arg("tag", opts[i].Tag)
 		}
 		if !querybuilder.IsZeroValue(opts[i].JmxExporterJar) {
 			q = q.Arg("jmxExporterJar", opts[i].JmxExporterJar)
