@@ -75,11 +75,8 @@ func (m *KafkaBootc) Disks(
 	if err != nil {
 		return nil, err
 	}
-	if parallel < 1 {
-		return nil, fmt.Errorf("parallel %d: must be at least 1", parallel)
-	}
-	if c.Registry == "" {
-		return nil, nodes.ErrNoRegistry
+	if err := checkDisksArgs(c, parallel); err != nil {
+		return nil, err
 	}
 	secrets, err := m.prepareDisks(ctx, c, password, caCert, caKey, certDays, extraName, pullSecret, rotate)
 	if err != nil {
@@ -379,4 +376,16 @@ func (m *KafkaBootc) prepareDisks(ctx context.Context, c *nodes.Cluster, passwor
 		return diskSecrets{}, err
 	}
 	return diskSecrets{password: password, issuer: issuer, pull: pull}, nil
+}
+
+// checkDisksArgs checks what disks needs beyond the CA: a registry, which
+// each disk installs its node image from, and a positive parallelism.
+func checkDisksArgs(c *nodes.Cluster, parallel int) error {
+	if parallel < 1 {
+		return fmt.Errorf("parallel %d: must be at least 1", parallel)
+	}
+	if c.Registry == "" {
+		return nodes.ErrNoRegistry
+	}
+	return nil
 }

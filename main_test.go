@@ -714,3 +714,38 @@ func TestTheWorkflowsClusterFile(t *testing.T) {
 		t.Errorf("neither: %v %s", err, out)
 	}
 }
+
+// TestTheDisksArgumentsAreCheckedFirst: the CA's arguments against the
+// security mode, and what disks needs, each refused by name before
+// anything is built.
+func TestTheDisksArgumentsAreCheckedFirst(t *testing.T) {
+	for _, tc := range []struct {
+		name                        string
+		tls, cert, key, certOptions bool
+		want                        string
+	}{
+		{"a CA for a plaintext cluster", false, true, true, false, "ca cert: given for a cluster built with security: plaintext"},
+		{"--rotate for a plaintext cluster", false, false, false, true, "ca cert: given for a cluster built with security: plaintext"},
+		{"a tls cluster without a CA", true, false, false, false, "ca cert: tls disks need the cluster CA"},
+		{"a tls cluster without the key", true, true, false, false, "ca cert: tls disks need the cluster CA"},
+		{"a tls cluster with its CA", true, true, true, true, ""},
+		{"a plaintext cluster without one", false, false, false, false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := checkCAArgs(tc.tls, tc.cert, tc.key, tc.certOptions)
+			if (err == nil) != (tc.want == "") || (err != nil && !strings.HasPrefix(err.Error(), tc.want)) {
+				t.Errorf("%v, want %q", err, tc.want)
+			}
+		})
+	}
+	plain, _ := nodes.Plan(nodes.Default())
+	if err := checkDisksArgs(plain, 2); err == nil || !strings.HasPrefix(err.Error(), "registry: a disk needs the cluster file's registry") {
+		t.Errorf("no registry: %v", err)
+	}
+	s := nodes.Default()
+	s.Registry = "quay.io/me"
+	published, _ := nodes.Plan(s)
+	if err := checkDisksArgs(published, 0); err == nil || err.Error() != "parallel 0: must be at least 1" {
+		t.Errorf("parallel 0: %v", err)
+	}
+}

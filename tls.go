@@ -106,14 +106,8 @@ type issuer struct {
 // anything is built: tls mode needs a CA that may sign now, plaintext
 // mode takes none. It returns nil in plaintext mode.
 func newIssuer(ctx context.Context, c *nodes.Cluster, caCert *dagger.File, caKey *dagger.Secret, days int, extraNames []string, rotate bool) (*issuer, error) {
-	if !c.TLS {
-		if caCert != nil || caKey != nil || len(extraNames) > 0 || rotate {
-			return nil, errors.New("ca cert: given for a cluster built with security: plaintext, whose nodes use no certificates; leave out --ca-cert, --ca-key, --extra-name and --rotate")
-		}
-		return nil, nil
-	}
-	if caCert == nil || caKey == nil {
-		return nil, errors.New("ca cert: tls disks need the cluster CA to sign each node's certificate: give --ca-cert ./ca/ca.crt --ca-key file:./ca/ca.key (make them once with the ca function), or build the cluster with security: plaintext")
+	if err := checkCAArgs(c.TLS, caCert != nil, caKey != nil, len(extraNames) > 0 || rotate); err != nil || !c.TLS {
+		return nil, err
 	}
 	extra, err := c.ParseExtraNames(extraNames)
 	if err != nil {
@@ -156,4 +150,17 @@ func loadCA(ctx context.Context, caCert *dagger.File, caKey *dagger.Secret) (*pk
 		return nil, fmt.Errorf("ca key: %w", err)
 	}
 	return pki.LoadCA([]byte(cert), []byte(key), time.Now())
+}
+
+// checkCAArgs checks the CA arguments of disks and disk against the
+// security mode: tls disks need the CA, plaintext ones take nothing of it
+// (certOptions: --extra-name or --rotate given).
+func checkCAArgs(tls, caCert, caKey, certOptions bool) error {
+	switch {
+	case !tls && (caCert || caKey || certOptions):
+		return errors.New("ca cert: given for a cluster built with security: plaintext, whose nodes use no certificates; leave out --ca-cert, --ca-key, --extra-name and --rotate")
+	case tls && (!caCert || !caKey):
+		return errors.New("ca cert: tls disks need the cluster CA to sign each node's certificate: give --ca-cert ./ca/ca.crt --ca-key file:./ca/ca.key (make them once with the ca function), or build the cluster with security: plaintext")
+	}
+	return nil
 }

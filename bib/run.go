@@ -5,6 +5,8 @@ import (
 	"path"
 	"regexp"
 	"strings"
+
+	"dagger/kafka-bootc/internal/shell"
 )
 
 // DefaultBuilder is the bootc-image-builder image. It is the centos-bootc
@@ -135,7 +137,7 @@ func (r Run) Script() string {
 	refs := refsOf(r.Images)
 	if r.Seed != nil {
 		b.WriteString("echo 'kafka-bootc: restoring the seed'\n")
-		fmt.Fprintf(&b, "tar --xattrs --xattrs-include='*' --numeric-owner -xpf %s -C \"$graph\"\n", quote(SeedStore))
+		fmt.Fprintf(&b, "tar --xattrs --xattrs-include='*' --numeric-owner -xpf %s -C \"$graph\"\n", shell.Quote(SeedStore))
 		refs = append(refsOf(r.Seed.Images), refs...)
 	}
 	for _, img := range r.Images {
@@ -143,11 +145,11 @@ func (r Run) Script() string {
 	}
 	if r.Seed != nil && r.Seed.Base != nil {
 		// The base image goes; its layers stay, under the node image's.
-		fmt.Fprintf(&b, "podman rmi %s >/dev/null\n", quote(SeedRef))
+		fmt.Fprintf(&b, "podman rmi %s >/dev/null\n", shell.Quote(SeedRef))
 	}
-	b.WriteString("exactly " + shellWords(refs) + "\n")
+	b.WriteString("exactly " + shell.Join(refs) + "\n")
 	b.WriteString("echo 'kafka-bootc: storage ready'\n")
-	b.WriteString(shellWords(r.Args()) + "\n")
+	b.WriteString(shell.Join(r.Args()) + "\n")
 	for _, o := range r.Outputs {
 		b.WriteString(o.pack(OutputDir))
 	}
@@ -172,9 +174,9 @@ func (s Seed) Script() string {
 	for _, img := range s.Images {
 		b.WriteString(img.put())
 	}
-	b.WriteString("exactly " + shellWords(refs) + "\n")
+	b.WriteString("exactly " + shell.Join(refs) + "\n")
 	b.WriteString("echo 'kafka-bootc: archiving the seed'\n")
-	fmt.Fprintf(&b, "tar --xattrs --xattrs-include='*' --numeric-owner --exclude=./libpod -cf %s -C \"$graph\" .\n", quote(SeedStore))
+	fmt.Fprintf(&b, "tar --xattrs --xattrs-include='*' --numeric-owner --exclude=./libpod -cf %s -C \"$graph\" .\n", shell.Quote(SeedStore))
 	return b.String()
 }
 
@@ -182,15 +184,15 @@ func (s Seed) Script() string {
 // reference.
 func (img Image) put() string {
 	if img.Archive != "" {
-		return fmt.Sprintf("load %s %s\n", quote(img.Archive), quote(img.Ref))
+		return fmt.Sprintf("load %s %s\n", shell.Quote(img.Archive), shell.Quote(img.Ref))
 	}
 	pull := "podman pull"
 	if img.PlainHTTP {
 		pull += " --tls-verify=false"
 	}
-	s := fmt.Sprintf("echo %s\n%s %s\n", quote("kafka-bootc: pulling "+img.Ref), pull, quote(img.Pull))
+	s := fmt.Sprintf("echo %s\n%s %s\n", shell.Quote("kafka-bootc: pulling "+img.Ref), pull, shell.Quote(img.Pull))
 	if img.Pull != img.Ref {
-		s += fmt.Sprintf("name %s %s\n", quote(img.Pull), quote(img.Ref))
+		s += fmt.Sprintf("name %s %s\n", shell.Quote(img.Pull), shell.Quote(img.Ref))
 	}
 	return s
 }
@@ -212,18 +214,8 @@ func (o Output) pack(dir string) string {
 		return ""
 	}
 	return fmt.Sprintf("tar --sparse -C %s -cf %s %s\nrm %s\n",
-		quote(path.Join(dir, path.Dir(o.Path))), quote(path.Join(dir, o.Exported)),
-		quote(path.Base(o.Path)), quote(path.Join(dir, o.Path)))
-}
-
-func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
-
-func shellWords(args []string) string {
-	q := make([]string, len(args))
-	for i, a := range args {
-		q[i] = quote(a)
-	}
-	return strings.Join(q, " ")
+		shell.Quote(path.Join(dir, path.Dir(o.Path))), shell.Quote(path.Join(dir, o.Exported)),
+		shell.Quote(path.Base(o.Path)), shell.Quote(path.Join(dir, o.Path)))
 }
 
 // VM is a virtual machine to start from a node's disk.

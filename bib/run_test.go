@@ -129,8 +129,8 @@ func TestScriptPullsDigestPinnedImages(t *testing.T) {
 		{Ref: "quay.io/me/n:latest", Pull: "quay.io/me/n@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"},
 	}}.Script()
 	for _, want := range []string{
-		"podman pull '" + pinned + "'\n",
-		"podman pull 'quay.io/me/n@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef'\nname 'quay.io/me/n@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef' 'quay.io/me/n:latest'\n",
+		"podman pull " + pinned + "\n",
+		"podman pull quay.io/me/n@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\nname quay.io/me/n@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef quay.io/me/n:latest\n",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("script lacks\n%s\nin\n%s", want, s)

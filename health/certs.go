@@ -92,7 +92,7 @@ func (r *Report) CheckCertificates(c *nodes.Cluster, minDays int, now time.Time)
 		switch {
 		case row.Err != nil || row.Unit != "active":
 		case row.CertErr != nil:
-			r.Problems = append(r.Problems, fmt.Sprintf("%s: its certificate cannot be read: %s", row.Name, oneLine(row.CertErr)))
+			r.Problems = append(r.Problems, fmt.Sprintf("%s: its certificate cannot be read: %s", row.Name, OneLine(row.CertErr)))
 		case row.Cert == nil:
 		case !now.Before(row.Cert.NotAfter):
 			r.Problems = append(r.Problems, fmt.Sprintf("%s: its certificate expired on %s: renew it with renew-certificates",

@@ -195,7 +195,7 @@ func Check(ctx context.Context, run Runner, c *nodes.Cluster, ns []Node) Report 
 		quorum, err = ParseReplication(out)
 		return err
 	}); err != nil {
-		problem("metadata quorum: cannot be read: %v", oneLine(err))
+		problem("metadata quorum: cannot be read: %v", OneLine(err))
 	} else {
 		var leader *Replica
 		byID := map[int]*Replica{}
@@ -229,7 +229,7 @@ func Check(ctx context.Context, run Runner, c *nodes.Cluster, ns []Node) Report 
 		urp, err = ParsePartitions(out)
 		return err
 	}); err != nil {
-		problem("partitions: cannot be read: %v", oneLine(err))
+		problem("partitions: cannot be read: %v", OneLine(err))
 	} else {
 		for i := range rep.Rows {
 			r := &rep.Rows[i]
@@ -252,7 +252,7 @@ func Check(ctx context.Context, run Runner, c *nodes.Cluster, ns []Node) Report 
 		live, err = ParseLiveBrokers(out)
 		return err
 	}); err != nil {
-		problem("brokers: the live brokers cannot be read: %v", oneLine(err))
+		problem("brokers: the live brokers cannot be read: %v", OneLine(err))
 	} else {
 		for _, r := range rep.Rows {
 			if r.Role == nodes.Broker && !slices.Contains(live, r.ID) {
@@ -292,7 +292,8 @@ func caughtUp(leader, voter Replica) bool {
 	return voter.LastCaughtUp >= 0 && leader.LastCaughtUp-voter.LastCaughtUp <= MaxVoterLagMs
 }
 
-func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
+// OneLine is an error's message on one line, for a table or a summary.
+func OneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
 
 // Table prints a row per node, then the problems or "healthy".
 func (r Report) Table() string {

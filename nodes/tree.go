@@ -4,10 +4,11 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"dagger/kafka-bootc/internal/shell"
 )
 
 // Entry is one file or symlink of the rendered tree.
@@ -87,7 +88,7 @@ func (img Image) Containerfile() []byte {
 		if cmd.Cache != "" {
 			fmt.Fprintf(&b, "--mount=type=cache,target=%s ", cmd.Cache)
 		}
-		b.WriteString(shellJoin(cmd.Args) + "\n")
+		b.WriteString(shell.Join(cmd.Args) + "\n")
 	}
 	for _, d := range img.Downloads {
 		b.WriteString("RUN " + d.Shell() + "\n")
@@ -96,7 +97,7 @@ func (img Image) Containerfile() []byte {
 		fmt.Fprintf(&b, "COPY %s/ /%s/\n", dir, dir)
 	}
 	for _, cmd := range img.Check {
-		b.WriteString("RUN " + shellJoin(cmd.Args) + "\n")
+		b.WriteString("RUN " + shell.Join(cmd.Args) + "\n")
 	}
 	for _, l := range img.Labels {
 		fmt.Fprintf(&b, "LABEL %s=%q\n", l.Name, l.Value)
@@ -108,7 +109,7 @@ func (img Image) Containerfile() []byte {
 // has its digest: the Containerfile's equivalent of Dagger's checked HTTP.
 func (d Download) Shell() string {
 	return fmt.Sprintf("curl -fsSL --create-dirs -o %s %s && %s && chmod %o %s",
-		shellJoin([]string{d.Path}), shellJoin([]string{d.URL}), d.checkShell(), d.Mode.Perm(), shellJoin([]string{d.Path}))
+		shell.Join([]string{d.Path}), shell.Join([]string{d.URL}), d.checkShell(), d.Mode.Perm(), shell.Join([]string{d.Path}))
 }
 
 // Check is the command that fails unless the file at Path has the
@@ -119,7 +120,7 @@ func (d Download) Check() []string {
 }
 
 func (d Download) checkShell() string {
-	return fmt.Sprintf("echo %s | sha256sum -c -", shellJoin([]string{d.SHA256 + "  " + d.Path}))
+	return fmt.Sprintf("echo %s | sha256sum -c -", shell.Join([]string{d.SHA256 + "  " + d.Path}))
 }
 
 // topDirs are the top-level directories that the image's files and
@@ -140,19 +141,6 @@ func (img Image) topDirs() []string {
 	}
 	slices.Sort(dirs)
 	return dirs
-}
-
-// shellJoin quotes arguments for a shell-form RUN.
-func shellJoin(args []string) string {
-	q := make([]string, len(args))
-	for i, a := range args {
-		if a != "" && strings.Trim(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./=:@+,") == "" {
-			q[i] = a
-		} else {
-			q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-		}
-	}
-	return strings.Join(q, " ")
 }
 
 // WriteTree writes entries under dir, which must not exist yet. It writes

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"dagger/kafka-bootc/internal/shell"
+
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 )
@@ -198,7 +200,7 @@ func (s *SSH) run(ctx context.Context, host string, argv []string, stdin []byte)
 		session.Stdin = bytes.NewReader(stdin)
 	}
 	done := make(chan error, 1)
-	go func() { done <- session.Run(shellJoin(argv)) }()
+	go func() { done <- session.Run(shell.Join(argv)) }()
 	select {
 	case <-ctx.Done():
 		// A command that did not answer in time may sit on a connection
@@ -308,14 +310,4 @@ func (s *SSH) Close() {
 	s.jumpMu.Lock()
 	defer s.jumpMu.Unlock()
 	s.closeHops()
-}
-
-// shellJoin quotes each word for a POSIX shell, which is what sshd runs a
-// command with.
-func shellJoin(argv []string) string {
-	q := make([]string, len(argv))
-	for i, a := range argv {
-		q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-	}
-	return strings.Join(q, " ")
 }

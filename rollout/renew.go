@@ -57,7 +57,7 @@ func Renew(ctx context.Context, t Transport, c *nodes.Cluster, ns []health.Node,
 	for _, r := range order(rep) {
 		ch := change{node: r.Node, cols: []string{r.Name, expires(r.Cert), "-"}}
 		if err := renewable(ctx, t, c, r, ca); err != nil {
-			blockers = append(blockers, fmt.Sprintf("%s: %s", r.Name, oneLine(err)))
+			blockers = append(blockers, fmt.Sprintf("%s: %s", r.Name, health.OneLine(err)))
 			ch.skip = "cannot be renewed"
 		} else if pki.Verify(r.Cert, []*x509.Certificate{ca.Cert}, start) == nil &&
 			!r.Cert.NotAfter.Before(start.AddDate(0, 0, days).Add(-renewedSlack)) {
@@ -187,7 +187,7 @@ func Trust(ctx context.Context, t Transport, c *nodes.Cluster, ns []health.Node,
 		}
 		switch {
 		case err != nil:
-			blockers = append(blockers, fmt.Sprintf("%s: %s", r.Name, oneLine(err)))
+			blockers = append(blockers, fmt.Sprintf("%s: %s", r.Name, health.OneLine(err)))
 			ch.skip = "cannot take the bundle"
 		case sameCAs(trust, bundle):
 			ch.skip = "trusts it already"

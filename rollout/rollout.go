@@ -304,5 +304,3 @@ func orNothing(d string) string {
 	}
 	return d
 }
-
-func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }

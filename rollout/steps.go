@@ -98,11 +98,11 @@ func apply(ctx context.Context, what, done string, rep *report, changes []change
 			continue
 		}
 		if err := c.do(ctx); err != nil {
-			result := "FAILED: " + oneLine(err)
+			result := "FAILED: " + health.OneLine(err)
 			if c.undo != nil {
 				said, uerr := c.undo(ctx)
 				if uerr != nil {
-					result += "; " + said + " FAILED: " + oneLine(uerr)
+					result += "; " + said + " FAILED: " + health.OneLine(uerr)
 				} else if said != "" {
 					result += "; " + said
 				}
