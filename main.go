@@ -19,7 +19,8 @@
 //   - tls.go: the cluster CA, client identities and node certificates;
 //   - secrets.go: how private files travel without showing in logs;
 //   - registry.go: the registry logins that every pull and push uses;
-//   - running.go: the running cluster, over SSH: health and rollout.
+//   - running.go: the running cluster, over SSH: health, rollout, finalize;
+//   - certificates.go: its certificates: renewal and trust rollouts.
 package main
 
 import (
