@@ -17,9 +17,8 @@ import (
 )
 
 // Running is the cluster as it runs, reached over SSH as the disk user:
-// what health reads and rollout changes. Give it the module arguments that
-// the cluster was built with: they name the nodes, the probes and the
-// tags.
+// what health reads and rollout changes. The module's cluster file, the one
+// the cluster was built from, names the nodes, the probes and the tags.
 type Running struct {
 	// Parent is the module the cluster was described with: its cluster and
 	// its registry logins.
