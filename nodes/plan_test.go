@@ -153,7 +153,31 @@ const golden = "../tests/golden/default"
 // tree in tests/golden/default. After an intended change, regenerate it
 // with: go test ./nodes -run Golden -update, and review the diff.
 func TestDefaultClusterMatchesGolden(t *testing.T) {
-	tree, err := plan(t, exampleSpec()).Tree()
+	matchesGolden(t, exampleSpec())
+}
+
+// TestTheGoldenTreeFromAClusterFile: the same tree from the cluster file
+// that holds only the example key, and from init's whole default file with
+// it.
+func TestTheGoldenTreeFromAClusterFile(t *testing.T) {
+	for name, text := range map[string]string{
+		"a file with the key alone": "version: 1\ndisk:\n  sshKeys: [\"" + exampleKey + "\"]\n",
+		"init's file with the key":  strings.Replace(string(DefaultFile), "  sshKeys: []\n", "  sshKeys: [\""+exampleKey+"\"]\n", 1),
+	} {
+		t.Run(name, func(t *testing.T) {
+			s, _, err := ReadFile("kafka-cluster.yaml", []byte(text))
+			if err != nil {
+				t.Fatal(err)
+			}
+			matchesGolden(t, s)
+		})
+	}
+}
+
+// matchesGolden compares the rendering of s with the reviewed tree.
+func matchesGolden(t *testing.T, s Spec) {
+	t.Helper()
+	tree, err := plan(t, s).Tree()
 	if err != nil {
 		t.Fatal(err)
 	}
