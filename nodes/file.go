@@ -308,45 +308,37 @@ func keysOf(t reflect.Type) []string {
 // lineOf finds the line of a key, given as a dotted path, in a document;
 // the line of its nearest parent that the file has, or 0.
 func lineOf(doc *yaml.Node, path string) int {
-	line := 0
-	n := doc
-	for _, part := range strings.Split(path, ".") {
-		if n.Kind != yaml.MappingNode {
-			return line
-		}
-		found := false
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == part {
-				line, n, found = n.Content[i].Line, n.Content[i+1], true
-				break
-			}
-		}
-		if !found {
-			return line
-		}
-	}
+	line, _ := findKey(doc, path)
 	return line
 }
 
-// lineOfExact reports whether the document has the key itself.
-func lineOfExact(doc *yaml.Node, path string) bool {
+// findKey finds a key, given as a dotted path, in a document: its line,
+// or the line of its nearest parent that the file has, or 0; and whether
+// the file has the key itself.
+func findKey(doc *yaml.Node, path string) (line int, found bool) {
 	n := doc
 	for _, part := range strings.Split(path, ".") {
-		if n.Kind != yaml.MappingNode {
-			return false
+		key, value := child(n, part)
+		if key == nil {
+			return line, false
 		}
-		found := false
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == part {
-				n, found = n.Content[i+1], true
-				break
-			}
-		}
-		if !found {
-			return false
+		line, n = key.Line, value
+	}
+	return line, true
+}
+
+// child finds a key of a mapping and its value; nil when n is not a
+// mapping or has no such key.
+func child(n *yaml.Node, key string) (*yaml.Node, *yaml.Node) {
+	if n.Kind != yaml.MappingNode {
+		return nil, nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i], n.Content[i+1]
 		}
 	}
-	return true
+	return nil, nil
 }
 
 var decodeLine = regexp.MustCompile(`line (\d+): (.*)`)
@@ -416,7 +408,7 @@ func planError(name string, doc *yaml.Node, err error) error {
 		// A rule that two keys break together names the one the file has.
 		keys := strings.Split(f.key, "|")
 		for _, k := range keys {
-			if line := lineOf(doc, k); line > 0 && (len(keys) == 1 || lineOfExact(doc, k)) {
+			if line, found := findKey(doc, k); line > 0 && (len(keys) == 1 || found) {
 				return fileError(name, line, k, msg)
 			}
 		}
