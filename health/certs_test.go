@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"dagger/kafka-bootc/internal/tlstest"
 	"dagger/kafka-bootc/pki"
 )
 
@@ -33,22 +34,7 @@ func (f tlsFake) Dial(ctx context.Context, host, addr string) (net.Conn, error) 
 	f.mu.Lock()
 	f.dialed[host] = addr
 	f.mu.Unlock()
-	// A real socket: a pipe has no buffer, and TLS peers write at once.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	go func() {
-		defer l.Close()
-		server, err := l.Accept()
-		if err != nil {
-			return
-		}
-		s := tls.Server(server, &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequireAnyClientCert})
-		s.HandshakeContext(ctx)
-		s.Close()
-	}()
-	return net.Dial("tcp", l.Addr().String())
+	return tlstest.DialListener(ctx, cert)
 }
 
 // nodeCerts issues every node of the fake a certificate valid for days.

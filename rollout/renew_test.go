@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"dagger/kafka-bootc/health"
+	"dagger/kafka-bootc/internal/tlstest"
 	"dagger/kafka-bootc/nodes"
 	"dagger/kafka-bootc/pki"
 )
@@ -111,21 +112,7 @@ func (tf *tlsFake) Dial(ctx context.Context, host, addr string) (net.Conn, error
 	if err != nil {
 		return nil, err
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	go func() {
-		defer l.Close()
-		conn, err := l.Accept()
-		if err != nil {
-			return
-		}
-		s := tls.Server(conn, &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequireAnyClientCert})
-		s.HandshakeContext(ctx)
-		s.Close()
-	}()
-	return net.Dial("tcp", l.Addr().String())
+	return tlstest.DialListener(ctx, cert)
 }
 
 func (tf *tlsFake) cert(t *testing.T, host string) *x509.Certificate {
