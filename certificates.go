@@ -13,7 +13,7 @@ import (
 
 // RenewCertificates gives every node a new certificate, node by node.
 //
-// RenewCertificates gives every node a new key and certificate from the
+// It gives every node a new key and certificate from the
 // cluster CA, one node at a time, and returns what it did.
 //
 // It goes in rollout's order, with its gates: for each node it issues a
@@ -73,7 +73,7 @@ func (r *Running) RenewCertificates(
 
 // Trust rolls a new trust store (CA bundle) out to every node, node by node.
 //
-// Trust rolls a new trust store, a bundle of CA certificates, out to every
+// It rolls a new trust store, a bundle of CA certificates, out to every
 // node, one node at a time, and returns what it did.
 //
 // It is the first and the last step of a CA rotation: trust the bundle of

@@ -17,7 +17,7 @@ import (
 
 // Disks returns a disk image for every node, built with bootc-image-builder.
 //
-// Disks builds a disk for every node with bootc-image-builder, a few at a
+// It builds a disk for every node with bootc-image-builder, a few at a
 // time, and returns them as <node>/qcow2/disk.qcow2 (and the other types'
 // paths) with bib's manifests, plus start-vms.sh and remove-vms.sh to run
 // the cluster with virt-install. Each disk installs its node image with the
@@ -111,7 +111,7 @@ func (m *KafkaBootc) Disks(
 
 // Disk returns one node's disk image, built with bootc-image-builder.
 //
-// Disk builds one node's disk with bootc-image-builder and returns it laid
+// It builds one node's disk with bootc-image-builder and returns it laid
 // out as <node>/qcow2/disk.qcow2 (and the other types' paths), plus
 // scripts to start and remove the VM.
 //

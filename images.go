@@ -12,7 +12,7 @@ import (
 
 // Base returns a role's base image, which every node of the role builds on.
 //
-// Base returns a role's base image, built once and shared by every node of
+// It returns a role's base image, built once and shared by every node of
 // the role: packages, firewall, quadlets, bound-image links, data directory,
 // the upgrade timer masked, and checked with bootc container lint.
 // Kept for one session only: it starts from the base image's tag, which
@@ -53,7 +53,7 @@ func (m *KafkaBootc) base(c *nodes.Cluster, r nodes.Role, registry *dagger.Servi
 
 // NodeImage returns one node's image: its role's base plus the node's layer.
 //
-// NodeImage returns a node's image: its role's base image plus one thin
+// It returns a node's image: its role's base image plus one thin
 // layer with the hostname and the node's Kafka settings. Open a shell in it
 // with "node-image --name kafka-broker-1 terminal". (Not named "node":
 // Dagger v0.21's CLI loads file arguments through a core field of that

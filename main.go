@@ -167,7 +167,7 @@ func (m *KafkaBootc) cluster() (*nodes.Cluster, error) {
 
 // Config returns every file of every image, to review or to build by hand.
 //
-// Config returns every file of every image, each image in a directory of
+// It returns every file of every image, each image in a directory of
 // its own with a Containerfile, plus bootc-image-builder's config.toml: the
 // tree to review, or to build with plain podman. It depends on the
 // arguments only, so Dagger may keep its result.

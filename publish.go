@@ -16,7 +16,7 @@ import (
 
 // BuildAll builds every node image and publishes each, pinned by digest.
 //
-// BuildAll builds every node image concurrently and publishes each to
+// It builds every node image concurrently and publishes each to
 // <registry>/<node>:<tag>: first one node, then the first of the other
 // role, then all the others at once, so that the registry receives each
 // shared layer once and later pushes mount it. It returns one line per

@@ -18,12 +18,9 @@ import (
 
 // WithRegistryAuth returns the module with a login for a registry.
 //
-// WithRegistryAuth returns the module with a login for a registry, which
-// every pull and push of the module then uses.
-//
-// That is: the base, bound and builder images, build-all's publishing and
-// signing, disk --image's pull of a published node image, and running's
-// look-ups of the nodes' tags. Repeat it for each registry; a second login
+// Every pull and push of the module then uses it: the base, bound and
+// builder images, build-all's publishing and signing, disk --image's pull
+// of a published node image, and running's look-ups of the nodes' tags. Repeat it for each registry; a second login
 // for the same registry replaces the first. The nodes themselves get
 // their own credentials with disks --pull-secret.
 func (m *KafkaBootc) WithRegistryAuth(

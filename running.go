@@ -124,7 +124,7 @@ func (m *KafkaBootc) Running(
 
 // Health returns a table of every node's state, and fails when unhealthy.
 //
-// Health reads every node and prints one table, then "healthy" or what is
+// It reads every node and prints one table, then "healthy" or what is
 // wrong; it fails when the cluster is unhealthy.
 //
 // A row per node: its role and id, its booted and staged image digests and
@@ -162,7 +162,7 @@ func (r *Running) Health(
 
 // Rollout moves the running cluster to the published images, node by node.
 //
-// Rollout moves the running cluster to the published node images, one node
+// It moves the running cluster to the published node images, one node
 // at a time: controllers first, the quorum's leader last of them, then
 // brokers. It refuses to start unless the cluster is healthy (as health
 // reports it). For each node it stages the image with bootc, checks that

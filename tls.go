@@ -16,7 +16,7 @@ import (
 
 // Ca returns a new cluster CA: ca.crt and ca.key.
 //
-// Ca makes a new cluster CA: ca.crt, its certificate, and ca.key, its
+// It makes a new cluster CA: ca.crt, its certificate, and ca.key, its
 // private key (PKCS#8 PEM). Run it once per cluster and keep ca.key safe:
 // disks and client need it to issue certificates, and no image holds it.
 // "ca -o ./ca" writes both.
@@ -46,7 +46,7 @@ func (m *KafkaBootc) Ca(
 
 // Client returns a client identity signed by the cluster CA.
 //
-// Client issues a client identity signed by the cluster CA, as a directory
+// It issues a client identity signed by the cluster CA, as a directory
 // to use at once: client.key (PKCS#8 PEM) and client.crt, ca.crt,
 // client.properties for Kafka's tools (--command-config), and kcat.sh,
 // which runs kcat with them. The name is the client's Kafka principal
