@@ -43,19 +43,32 @@ func compareReleases(a, b string) int {
 	return ay - by
 }
 
+// metadataGap compares the cluster's finalized metadata.version, as rep
+// read it, with the release of the cluster's Kafka image: cmp is below 0
+// when the image's release is the newer. ok is false when either is not
+// known.
+func metadataGap(c *nodes.Cluster, rep health.Report) (finalized, release string, cmp int, ok bool) {
+	_, release, err := finalizeTarget(c)
+	finalized = rep.MetadataVersion.Finalized
+	if err != nil || finalized == "" {
+		return finalized, release, 0, false
+	}
+	return finalized, release, compareReleases(health.Release(finalized), release), true
+}
+
 // finalizeState says what finalizing would do on the cluster as rep read
 // it: nothing (done, true) when metadata.version is at the image's release
 // already, or why it cannot be done yet.
 func finalizeState(c *nodes.Cluster, rep health.Report) (done bool, err error) {
-	version, release, err := finalizeTarget(c)
+	version, _, err := finalizeTarget(c)
 	if err != nil {
 		return false, err
 	}
-	mv := rep.MetadataVersion.Finalized
-	if mv == "" {
+	_, _, cmp, ok := metadataGap(c, rep)
+	if !ok {
 		return false, errors.New("finalize: the cluster's metadata.version cannot be read (a node image from before finalizing existed does not allow it: roll the new images out first)")
 	}
-	if compareReleases(health.Release(mv), release) >= 0 {
+	if cmp >= 0 {
 		return true, nil
 	}
 	var behind []string

@@ -169,9 +169,8 @@ func Run(ctx context.Context, run health.Runner, c *nodes.Cluster, ns []health.N
 // checkNoDowngrade refuses a rollout to a Kafka older than the cluster's
 // finalized metadata.version: its binaries cannot read the metadata.
 func checkNoDowngrade(c *nodes.Cluster, rep health.Report) error {
-	_, release, err := finalizeTarget(c)
-	mv := rep.MetadataVersion.Finalized
-	if err != nil || mv == "" || compareReleases(health.Release(mv), release) <= 0 {
+	mv, release, cmp, ok := metadataGap(c, rep)
+	if !ok || cmp <= 0 {
 		return nil
 	}
 	return fmt.Errorf("refusing to start: the cluster's metadata.version %s is finalized, and Kafka %s (%s) cannot run it; a finalized upgrade cannot be undone", mv, release, c.KafkaImage)
@@ -180,9 +179,8 @@ func checkNoDowngrade(c *nodes.Cluster, rep health.Report) error {
 // finalizePlan is the dry run's line on finalization, when the rollout
 // changes the Kafka release.
 func (o Options) finalizePlan(c *nodes.Cluster, rep health.Report) string {
-	_, release, err := finalizeTarget(c)
-	mv := rep.MetadataVersion.Finalized
-	if err != nil || mv == "" || compareReleases(health.Release(mv), release) >= 0 {
+	mv, release, cmp, ok := metadataGap(c, rep)
+	if !ok || cmp >= 0 {
 		return ""
 	}
 	if o.NoFinalize {
