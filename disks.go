@@ -132,7 +132,7 @@ func (m *KafkaBootc) Disk(
 	// +optional
 	password *dagger.Secret,
 	// The cluster CA's certificate (ca.crt), or during a CA rotation the
-	// bundle of old and new CA: the disk gets a new key and certificate
+	// bundle of old and new CA: the disk gets a key and certificate
 	// signed by it. Required in tls mode. (A running node's certificate is
 	// renewed in place with running ... renew-certificates.)
 	// +optional

@@ -153,6 +153,7 @@ func (r *Running) Health(
 	}
 	defer ssh.Close()
 	rep := health.Check(ctx, ssh, c, targets)
+	rep.ReadDetails(ctx, ssh, c)
 	rep.CheckCertificates(c, certMinDays, rep.At)
 	if !rep.Healthy() {
 		return "", fmt.Errorf("the cluster is unhealthy\n%s", rep.Table())

@@ -71,6 +71,7 @@ func TestHealthShowsEachNodesCertificateExpiry(t *testing.T) {
 	c, ns, f := cluster(t)
 	tf := nodeCerts(t, f, map[string]int{"kafka-broker-2": 200})
 	rep := Check(context.Background(), tf, c, ns)
+	rep.ReadDetails(context.Background(), tf, c)
 	rep.CheckCertificates(c, DefaultCertMinDays, rep.At)
 	if !rep.Healthy() {
 		t.Fatalf("problems: %v", rep.Problems)
@@ -92,6 +93,7 @@ func TestACertificateThatExpiresSoonIsUnhealthy(t *testing.T) {
 	c, ns, f := cluster(t)
 	tf := nodeCerts(t, f, map[string]int{"kafka-controller-2": 10})
 	rep := Check(context.Background(), tf, c, ns)
+	rep.ReadDetails(context.Background(), tf, c)
 	if !rep.Healthy() {
 		t.Fatalf("Check alone judged the certificate: %v", rep.Problems)
 	}
@@ -105,6 +107,7 @@ func TestACertificateThatExpiresSoonIsUnhealthy(t *testing.T) {
 		t.Errorf("table:\n%s", rep.Table())
 	}
 	rep = Check(context.Background(), tf, c, ns)
+	rep.ReadDetails(context.Background(), tf, c)
 	rep.CheckCertificates(c, 7, rep.At)
 	if !rep.Healthy() {
 		t.Errorf("with a threshold of 7 days: %v", rep.Problems)
@@ -122,6 +125,7 @@ func TestACertificateThatCannotBeReadIsUnhealthy(t *testing.T) {
 	tf := nodeCerts(t, f, nil)
 	delete(tf.certs, "kafka-broker-3")
 	rep := Check(context.Background(), tf, c, ns)
+	rep.ReadDetails(context.Background(), tf, c)
 	rep.CheckCertificates(c, DefaultCertMinDays, rep.At)
 	if len(rep.Problems) != 1 || !strings.HasPrefix(rep.Problems[0], "kafka-broker-3: its certificate cannot be read: kafka-broker-3: connecting to localhost:9092 on the node") {
 		t.Errorf("problems %q", rep.Problems)

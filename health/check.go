@@ -116,11 +116,7 @@ const ProbeTimeout = 2 * time.Minute
 // nodes' role probes (nodes.Cluster.Probes); root probes run through
 // "sudo -n", which the role image's sudoers drop-in allows.
 func Check(ctx context.Context, run Runner, c *nodes.Cluster, ns []Node) Report {
-	probe := func(ctx context.Context, n Node, name string) ([]byte, error) {
-		ctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
-		defer cancel()
-		return RunProbe(ctx, run, c, n, name)
-	}
+	probe := boundedProbe(run, c)
 	now := time.Now()
 	rows := make([]Row, len(ns))
 	p := pool.New()
@@ -142,16 +138,6 @@ func Check(ctx context.Context, run Runner, c *nodes.Cluster, ns []Node) Report 
 			if row.Unit = strings.TrimSpace(string(out)); row.Unit == "" {
 				row.Unit = "unknown"
 			}
-			if row.Unit == "active" {
-				if out, err := probe(ctx, n, nodes.ProbeVersion); err == nil {
-					row.Version, _ = ParseVersion(out)
-				}
-			}
-			if d, ok := run.(Dialer); ok && c.TLS && row.Unit == "active" {
-				ctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
-				row.Cert, row.CertErr = ReadCertificate(ctx, d, c, n)
-				cancel()
-			}
 			rows[i] = row
 		})
 	}
@@ -168,26 +154,8 @@ func Check(ctx context.Context, run Runner, c *nodes.Cluster, ns []Node) Report 
 		}
 	}
 
-	// The cluster's state, read from the first node of the role that
-	// answers.
 	first := func(role nodes.Role, name string, parse func([]byte) error) error {
-		var errs []error
-		for _, r := range rows {
-			if r.Role != role || r.Err != nil || r.Unit != "active" {
-				continue
-			}
-			out, err := probe(ctx, r.Node, name)
-			if err == nil {
-				if err = parse(out); err == nil {
-					return nil
-				}
-			}
-			errs = append(errs, fmt.Errorf("%s: %w", r.Name, err))
-		}
-		if len(errs) == 0 {
-			return fmt.Errorf("no %s with an active Kafka unit to ask", role)
-		}
-		return errors.Join(errs...)
+		return firstAnswer(ctx, probe, rows, role, name, parse)
 	}
 
 	var quorum []Replica
@@ -260,12 +228,6 @@ func Check(ctx context.Context, run Runner, c *nodes.Cluster, ns []Node) Report 
 			}
 		}
 	}
-	// Read, not judged: a node image older than the probe does not allow it.
-	first(nodes.Broker, nodes.ProbeFeatures, func(out []byte) error {
-		features, err := ParseFeatures(out)
-		rep.MetadataVersion = features["metadata.version"]
-		return err
-	})
 	if err := first(nodes.Broker, nodes.ProbeUnavailable, func(out []byte) (err error) {
 		offline, err = ParsePartitions(out)
 		return err
@@ -273,6 +235,71 @@ func Check(ctx context.Context, run Runner, c *nodes.Cluster, ns []Node) Report 
 		problem("partitions: %d without a leader on a live broker", len(offline))
 	}
 	return rep
+}
+
+// ReadDetails reads what Check leaves out, which health shows and the
+// rolling operations decide by, but a gate polled between two nodes does
+// not need: each node's Kafka version, the certificate its Kafka listener
+// presents (in tls mode, when run is a Dialer), and the cluster's
+// metadata.version. Each is read, not judged: a node image older than its
+// probe does not allow it.
+func (r *Report) ReadDetails(ctx context.Context, run Runner, c *nodes.Cluster) {
+	probe := boundedProbe(run, c)
+	p := pool.New()
+	for i := range r.Rows {
+		row := &r.Rows[i]
+		if row.Err != nil || row.Unit != "active" {
+			continue
+		}
+		p.Go(func() {
+			if out, err := probe(ctx, row.Node, nodes.ProbeVersion); err == nil {
+				row.Version, _ = ParseVersion(out)
+			}
+			if d, ok := run.(Dialer); ok && c.TLS {
+				ctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
+				row.Cert, row.CertErr = ReadCertificate(ctx, d, c, row.Node)
+				cancel()
+			}
+		})
+	}
+	p.Wait()
+	firstAnswer(ctx, probe, r.Rows, nodes.Broker, nodes.ProbeFeatures, func(out []byte) error {
+		features, err := ParseFeatures(out)
+		r.MetadataVersion = features["metadata.version"]
+		return err
+	})
+}
+
+// boundedProbe runs probes that give up after ProbeTimeout, so that a node
+// that does not answer cannot hold a check.
+func boundedProbe(run Runner, c *nodes.Cluster) func(context.Context, Node, string) ([]byte, error) {
+	return func(ctx context.Context, n Node, name string) ([]byte, error) {
+		ctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
+		defer cancel()
+		return RunProbe(ctx, run, c, n, name)
+	}
+}
+
+// firstAnswer reads the cluster's state from the first node of the role
+// with an active Kafka unit that answers the probe.
+func firstAnswer(ctx context.Context, probe func(context.Context, Node, string) ([]byte, error), rows []Row, role nodes.Role, name string, parse func([]byte) error) error {
+	var errs []error
+	for _, r := range rows {
+		if r.Role != role || r.Err != nil || r.Unit != "active" {
+			continue
+		}
+		out, err := probe(ctx, r.Node, name)
+		if err == nil {
+			if err = parse(out); err == nil {
+				return nil
+			}
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", r.Name, err))
+	}
+	if len(errs) == 0 {
+		return fmt.Errorf("no %s with an active Kafka unit to ask", role)
+	}
+	return errors.Join(errs...)
 }
 
 // RunProbe runs the named probe of the node's role on the node.

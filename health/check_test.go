@@ -133,9 +133,13 @@ func cluster(t *testing.T) (*nodes.Cluster, []Node, fake) {
 	return c, ns, f
 }
 
+// check reads the fake cluster as the health function does: the checks,
+// then the details it shows.
 func check(t *testing.T, c *nodes.Cluster, ns []Node, f fake) Report {
 	t.Helper()
-	return Check(context.Background(), f, c, ns)
+	rep := Check(context.Background(), f, c, ns)
+	rep.ReadDetails(context.Background(), f, c)
+	return rep
 }
 
 func TestAHealthyClusterIsHealthy(t *testing.T) {
@@ -312,5 +316,25 @@ func TestHealthShowsVersionsAndTheFinalizedMetadataVersion(t *testing.T) {
 		if !strings.Contains(table, want) {
 			t.Errorf("table lacks %q:\n%s", want, table)
 		}
+	}
+}
+
+// TestCheckLeavesTheDetailsToReadDetails: the checks that the rollouts'
+// gates poll between two nodes read no version, certificate or
+// metadata.version; ReadDetails does.
+func TestCheckLeavesTheDetailsToReadDetails(t *testing.T) {
+	c, ns, f := cluster(t)
+	rep := Check(context.Background(), f, c, ns)
+	for _, r := range rep.Rows {
+		if r.Version != "" || r.Cert != nil {
+			t.Errorf("%s: Check read its version %q or certificate", r.Name, r.Version)
+		}
+	}
+	if rep.MetadataVersion.Finalized != "" {
+		t.Errorf("Check read metadata.version")
+	}
+	rep.ReadDetails(context.Background(), f, c)
+	if rep.Rows[0].Version != "3.8.0" || rep.MetadataVersion.Finalized != "3.8-IV0" {
+		t.Errorf("ReadDetails: %q %q", rep.Rows[0].Version, rep.MetadataVersion.Finalized)
 	}
 }

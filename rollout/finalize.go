@@ -93,6 +93,7 @@ func finalizeState(c *nodes.Cluster, rep health.Report) (done bool, err error) {
 func Finalize(ctx context.Context, run health.Runner, c *nodes.Cluster, ns []health.Node, o Options) (string, error) {
 	o = o.withDefaults()
 	rep := health.Check(ctx, run, c, ns)
+	rep.ReadDetails(ctx, run, c)
 	return o.finalize(ctx, run, c, ns, rep)
 }
 

@@ -51,6 +51,7 @@ func Renew(ctx context.Context, t Transport, c *nodes.Cluster, ns []health.Node,
 		return "", err
 	}
 	rep := health.Check(ctx, t, c, ns)
+	rep.ReadDetails(ctx, t, c)
 	table := newReport(column{"NODE", 20}, column{"EXPIRES", 12}, column{"NEW EXPIRY", 12})
 	var blockers []string
 	var changes []change
@@ -170,6 +171,7 @@ func Trust(ctx context.Context, t Transport, c *nodes.Cluster, ns []health.Node,
 	}
 	now := o.Now()
 	rep := health.Check(ctx, t, c, ns)
+	rep.ReadDetails(ctx, t, c)
 	table := newReport(column{"NODE", 20}, column{"TRUSTS", 12}, column{"NEW", 12})
 	var blockers []string
 	var changes []change

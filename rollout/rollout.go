@@ -106,6 +106,7 @@ func Run(ctx context.Context, run health.Runner, c *nodes.Cluster, ns []health.N
 		}
 	}
 	rep := health.Check(ctx, run, c, ns)
+	rep.ReadDetails(ctx, run, c)
 	if err := checkNoDowngrade(c, rep); err != nil {
 		return "", err
 	}
@@ -153,6 +154,7 @@ func Run(ctx context.Context, run health.Runner, c *nodes.Cluster, ns []health.N
 	// The new images allow reading metadata.version even where the old
 	// ones did not.
 	after := health.Check(ctx, run, c, ns)
+	after.ReadDetails(ctx, run, c)
 	if done, err := finalizeState(c, after); done || err != nil {
 		return out, nil
 	}
