@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"dagger/kafka-bootc/internal/dagger"
@@ -76,12 +75,6 @@ func (m *KafkaBootc) withLogins(ctr *dagger.Container) *dagger.Container {
 // pull is an image pulled with the module's logins.
 func (m *KafkaBootc) pull(ref string, opts ...dagger.ContainerFromOpts) *dagger.Container {
 	return m.withLogins(dag.Container()).From(ref, opts...)
-}
-
-// hasLogin reports whether the module has a login for a reference's
-// registry.
-func (m *KafkaBootc) hasLogin(ref string) bool {
-	return slices.Contains(m.AuthAddresses, nodes.RegistryHost(ref))
 }
 
 // logins are the module's logins with their secrets, for the tools that
