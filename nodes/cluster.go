@@ -70,7 +70,10 @@ type Cluster struct {
 	BaseImage     string
 	KafkaImage    string
 	ExporterImage string
-	ExporterPort  int
+	// KafkaVersion is the Kafka release in KafkaImage: the settings, the
+	// tools' options and finalizing an upgrade depend on it.
+	KafkaVersion KafkaVersion
+	ExporterPort int
 	// MetricsPort serves Kafka's JMX metrics; 0 when there is no JMX exporter.
 	MetricsPort int
 	// JMXExporterURL and JMXExporterSHA256 locate and pin the exporter's
@@ -208,6 +211,10 @@ func Plan(s Spec) (*Cluster, error) {
 	if err := CheckBoundImage(s.KafkaImage); err != nil {
 		return nil, fmt.Errorf("kafka image: %w", err)
 	}
+	version, err := planKafkaVersion(s.KafkaImage, s.KafkaVersion)
+	if err != nil {
+		return nil, err
+	}
 	if err := CheckBoundImage(s.ExporterImage); err != nil {
 		return nil, fmt.Errorf("exporter image: %w", err)
 	}
@@ -232,7 +239,7 @@ func Plan(s Spec) (*Cluster, error) {
 	c := &Cluster{
 		Name: s.Name, ID: id, Domain: s.Domain,
 		TLS:       s.Security == SecurityTLS,
-		BaseImage: s.BaseImage, KafkaImage: s.KafkaImage, ExporterImage: s.ExporterImage,
+		BaseImage: s.BaseImage, KafkaImage: s.KafkaImage, KafkaVersion: version, ExporterImage: s.ExporterImage,
 		ExporterPort: s.ExporterPort, MetricsPort: s.MetricsPort,
 		Roles: map[Role]RoleSettings{},
 	}
@@ -272,6 +279,9 @@ func Plan(s Spec) (*Cluster, error) {
 		}
 		rs, err := planRole(r, specs[r], s.ExporterPort, s.MetricsPort)
 		if err != nil {
+			return nil, err
+		}
+		if err := checkVersionSettings(r, version, rs.Settings); err != nil {
 			return nil, err
 		}
 		c.Roles[r] = rs

@@ -49,8 +49,8 @@ type ClusterFile struct {
 	Images *FileImages `yaml:"images,omitempty" json:"images,omitempty"`
 	// The brokers.
 	Brokers *FileRole `yaml:"brokers,omitempty" json:"brokers,omitempty"`
-	// The controllers. Kafka 3.8's quorum voters are static: choose them
-	// before the first start.
+	// The controllers. They are the quorum's static voters
+	// (controller.quorum.voters): choose them before the first start.
 	Controllers *FileRole `yaml:"controllers,omitempty" json:"controllers,omitempty"`
 	// The metrics every node serves.
 	Metrics *FileMetrics `yaml:"metrics,omitempty" json:"metrics,omitempty"`
@@ -65,6 +65,10 @@ type FileImages struct {
 	// Kafka image, bound to each node image: fully qualified, pinned by a
 	// tag other than latest or by digest.
 	Kafka string `yaml:"kafka,omitempty" json:"kafka,omitempty"`
+	// Kafka release in the Kafka image (4.4.0), which decides the settings
+	// it is given; empty: the image's tag. Needed for an image pinned by
+	// digest alone.
+	KafkaVersion string `yaml:"kafkaVersion,omitempty" json:"kafkaVersion,omitempty"`
 	// node-exporter image, bound to each node image, by the same rules.
 	Exporter string `yaml:"exporter,omitempty" json:"exporter,omitempty"`
 	// bootc-image-builder image; pin it by digest for repeatable disks.
@@ -190,6 +194,7 @@ func (f ClusterFile) apply(s *Spec, builder *string) {
 	if i := f.Images; i != nil {
 		set(&s.BaseImage, i.Base)
 		set(&s.KafkaImage, i.Kafka)
+		set(&s.KafkaVersion, i.KafkaVersion)
 		set(&s.ExporterImage, i.Exporter)
 		set(builder, i.Builder)
 	}
@@ -372,6 +377,7 @@ var planFields = []struct{ prefix, key string }{
 	{"admin user", "adminUser"},
 	{"base image", "images.base"},
 	{"kafka image", "images.kafka"},
+	{"kafka version", "images.kafkaVersion|images.kafka"},
 	{"exporter image", "images.exporter"},
 	{"exporter port", "metrics.exporterPort"},
 	{"metrics port", "metrics.jmxExporter.port"},
@@ -452,7 +458,7 @@ func FileOf(s Spec, builder string) ClusterFile {
 	return ClusterFile{
 		Version: FileVersion, Name: s.Name, ClusterID: s.ClusterID, Domain: s.Domain,
 		Registry: s.Registry, Tag: s.Tag, Security: s.Security, AdminUser: s.AdminUser,
-		Images:      &FileImages{Base: s.BaseImage, Kafka: s.KafkaImage, Exporter: s.ExporterImage, Builder: builder},
+		Images:      &FileImages{Base: s.BaseImage, Kafka: s.KafkaImage, KafkaVersion: s.KafkaVersion, Exporter: s.ExporterImage, Builder: builder},
 		Brokers:     role(s.Brokers, s.BrokerIDs, s.Broker),
 		Controllers: role(s.Controllers, s.ControllerIDs, s.Controller),
 		Metrics: &FileMetrics{ExporterPort: num(s.ExporterPort), JMXExporter: &FileJMXExporter{

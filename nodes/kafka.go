@@ -93,6 +93,13 @@ func (c *Cluster) Properties(r Role) []Setting {
 		props["offsets.topic.replication.factor"] = strconv.Itoa(min(3, brokers))
 		props["transaction.state.log.replication.factor"] = strconv.Itoa(min(3, brokers))
 		props["transaction.state.log.min.isr"] = strconv.Itoa(min(2, brokers))
+		// Share groups' state topic has the same defaults, and Kafka 4.2's
+		// upgrade notes ask smaller clusters to lower them before share
+		// groups are used.
+		if c.KafkaVersion.AtLeast(4, 2) {
+			props["share.coordinator.state.topic.replication.factor"] = strconv.Itoa(min(3, brokers))
+			props["share.coordinator.state.topic.min.isr"] = strconv.Itoa(min(2, brokers))
+		}
 	}
 	for _, s := range rs.Settings {
 		props[s.Name] = s.Value

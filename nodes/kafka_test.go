@@ -55,6 +55,12 @@ func TestEveryNodeFormsOneCluster(t *testing.T) {
 	lab := exampleSpec()
 	lab.Security = SecurityPlaintext
 	specs["plaintext"] = lab
+	old := exampleSpec()
+	old.KafkaImage = "docker.io/apache/kafka:3.8.0"
+	specs["kafka 3.8.0"] = old
+	smallOld := small
+	smallOld.KafkaImage = old.KafkaImage
+	specs["one broker on kafka 3.8.0"] = smallOld
 
 	for name, s := range specs {
 		t.Run(name, func(t *testing.T) {
@@ -113,6 +119,18 @@ func TestEveryNodeFormsOneCluster(t *testing.T) {
 					rf, _ := strconv.Atoi(props["offsets.topic.replication.factor"])
 					if rf < 1 || rf > c.Count(Broker) {
 						t.Errorf("%s: offsets.topic.replication.factor %d with %d brokers", n.Name, rf, c.Count(Broker))
+					}
+					// Share groups' state topic (Kafka 4.2's upgrade notes):
+					// replicated as the offsets are, and not set for a
+					// release that does not have it.
+					share, set := props["share.coordinator.state.topic.replication.factor"]
+					isr := props["share.coordinator.state.topic.min.isr"]
+					if c.KafkaVersion.AtLeast(4, 2) {
+						if share != props["offsets.topic.replication.factor"] || isr != props["transaction.state.log.min.isr"] {
+							t.Errorf("%s: share state topic replication %q, min.isr %q, want the offsets topic's %q and %q", n.Name, share, isr, props["offsets.topic.replication.factor"], props["transaction.state.log.min.isr"])
+						}
+					} else if set {
+						t.Errorf("%s: Kafka %s is given share.coordinator settings it does not have", n.Name, c.KafkaVersion)
 					}
 					for _, kv := range s.Broker.Settings {
 						k, v, _ := strings.Cut(kv, "=")

@@ -146,14 +146,29 @@ func TestTreeIsWholeOrAbsent(t *testing.T) {
 
 var update = flag.Bool("update", false, "rewrite tests/golden from the renderer")
 
-// golden is the rendered tree of the default cluster with the example key.
-const golden = "../tests/golden/default"
+// golden is the rendered tree of the default cluster with the example key,
+// and golden38 the same cluster on Kafka 3.8.0, the oldest release that
+// kafka-bootc renders.
+const (
+	golden   = "../tests/golden/default"
+	golden38 = "../tests/golden/kafka-3.8.0"
+)
 
 // TestDefaultClusterMatchesGolden compares the rendering with the reviewed
-// tree in tests/golden/default. After an intended change, regenerate it
-// with: go test ./nodes -run Golden -update, and review the diff.
+// trees in tests/golden. After an intended change, regenerate them with:
+// go test ./nodes -run Golden -update, and review the diff.
 func TestDefaultClusterMatchesGolden(t *testing.T) {
-	matchesGolden(t, exampleSpec())
+	matchesGolden(t, golden, exampleSpec())
+}
+
+// TestKafka38ClusterMatchesGolden: the default cluster on Kafka 3.8.0,
+// which stays supported: the golden tree differs from the default one in
+// the image, the release that finalizing raises metadata.version to, and
+// the settings that only later releases have.
+func TestKafka38ClusterMatchesGolden(t *testing.T) {
+	s := exampleSpec()
+	s.KafkaImage = "docker.io/apache/kafka:3.8.0"
+	matchesGolden(t, golden38, s)
 }
 
 // TestTheGoldenTreeFromAClusterFile: the same tree from the cluster file
@@ -169,13 +184,13 @@ func TestTheGoldenTreeFromAClusterFile(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			matchesGolden(t, s)
+			matchesGolden(t, golden, s)
 		})
 	}
 }
 
 // matchesGolden compares the rendering of s with the reviewed tree.
-func matchesGolden(t *testing.T, s Spec) {
+func matchesGolden(t *testing.T, golden string, s Spec) {
 	t.Helper()
 	tree, err := plan(t, s).Tree()
 	if err != nil {
@@ -334,7 +349,7 @@ func TestDiskImagesPutEveryImageInBibStorage(t *testing.T) {
 	}
 	want := []StoredImage{
 		{Ref: "quay.io/me/kafka-broker-1:latest", Node: true},
-		{Ref: "docker.io/apache/kafka:3.8.0"},
+		{Ref: "docker.io/apache/kafka:4.4.0"},
 		{Ref: s.ExporterImage, Pull: s.ExporterImage},
 	}
 	if !slices.Equal(got, want) {

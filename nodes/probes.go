@@ -2,11 +2,8 @@ package nodes
 
 import (
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
-
-	"github.com/distribution/reference"
 )
 
 // Probe is a read-only command that kafka-bootc's health checks run on a
@@ -144,35 +141,21 @@ func (c *Cluster) kafkaTool(r Role, tool, bootstrap string, args ...string) []st
 	return append(argv, args...)
 }
 
-// KafkaVersion is the Kafka version of the cluster's Kafka image, read
-// from its tag (docker.io/apache/kafka:3.8.0 is 3.8.0); false for an image
-// pinned by digest alone or tagged otherwise.
-func (c *Cluster) KafkaVersion() (string, bool) {
-	named, err := reference.ParseNormalizedNamed(c.KafkaImage)
-	if err != nil {
-		return "", false
-	}
-	tagged, ok := named.(reference.Tagged)
-	if !ok || !releaseTag.MatchString(tagged.Tag()) {
-		return "", false
-	}
-	return tagged.Tag(), true
-}
-
-var releaseTag = regexp.MustCompile(`^\d+\.\d+\.\d+$`)
-
 // FinalizeAction raises the cluster's metadata.version to the release of
-// the cluster's Kafka image, once every node runs it (kafka-features.sh
-// upgrade --metadata, Kafka's upgrade notes): after it, the nodes cannot
-// go back to an older Kafka. It runs on a broker, as root; false when the
-// image's version is not known.
-func (c *Cluster) FinalizeAction() ([]string, bool) {
-	v, ok := c.KafkaVersion()
-	if !ok {
-		return nil, false
-	}
-	parts := strings.SplitN(v, ".", 3)
-	return c.kafkaTool(Broker, "kafka-features.sh", "--bootstrap-server", "upgrade", "--metadata", parts[0]+"."+parts[1]), true
+// the cluster's Kafka image, once every node runs it: after it, the nodes
+// cannot go back to an older Kafka. It runs on a broker, as root.
+//
+// It raises metadata.version alone, as Strimzi does, with
+// "kafka-features.sh upgrade --metadata <release>": the one way that 3.8
+// has (FeatureCommand at 3.8.0), and one that 3.9 and 4.x keep, deprecated
+// in favour of --release-version. --release-version would raise every
+// feature to the release's default too, kraft.version among them, and
+// kraft.version 1 turns a static quorum into a dynamic one (KAFKA-16538,
+// 4.1), which needs the controllers' configuration changed with it. The
+// other features (group.version, transaction.version, ...) stay where they
+// are, for the operator to raise with kafka-features.sh.
+func (c *Cluster) FinalizeAction() []string {
+	return c.kafkaTool(Broker, "kafka-features.sh", "--bootstrap-server", "upgrade", "--metadata", c.KafkaVersion.Release())
 }
 
 // Probe finds the role's probe of the given name.
@@ -219,8 +202,8 @@ func (c *Cluster) sudoers(r Role) []byte {
 	for _, a := range [][]string{ActionStage, ActionReboot, ActionRollback} {
 		steps = append(steps, sudoersCommand(a))
 	}
-	if finalize, ok := c.FinalizeAction(); ok && r == Broker {
-		steps = append(steps, sudoersCommand(finalize))
+	if r == Broker {
+		steps = append(steps, sudoersCommand(c.FinalizeAction()))
 	}
 	aliases := []string{"KAFKA_BOOTC_PROBES", "KAFKA_BOOTC_STEPS"}
 	tls := ""

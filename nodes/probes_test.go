@@ -159,33 +159,29 @@ func (c *Cluster) rootProbes(r Role) (out []Probe) {
 }
 
 // TestFinalizeRaisesMetadataVersionToTheImagesRelease: the version comes
-// from the Kafka image's tag; the step runs kafka-features.sh upgrade
+// from the Kafka image's tag, or from the cluster's Kafka version when the
+// image is pinned by digest alone; the step runs kafka-features.sh upgrade
 // --metadata against the broker itself, with the node's identity, and the
-// brokers' drop-in allows exactly it. An image pinned by digest alone
-// gives no version, and no step.
+// brokers' drop-in allows exactly it.
 func TestFinalizeRaisesMetadataVersionToTheImagesRelease(t *testing.T) {
 	s := Default()
 	s.KafkaImage = "docker.io/apache/kafka:3.9.1"
 	c := plan(t, s)
-	if v, ok := c.KafkaVersion(); !ok || v != "3.9.1" {
-		t.Errorf("version %q %v", v, ok)
+	if v := c.KafkaVersion.String(); v != "3.9.1" {
+		t.Errorf("version %q", v)
 	}
-	argv, ok := c.FinalizeAction()
+	argv := c.FinalizeAction()
 	want := "/usr/bin/podman exec kafka-broker /opt/kafka/bin/kafka-features.sh --bootstrap-server localhost:9092 --command-config /etc/kafka-bootc/client.properties upgrade --metadata 3.9"
-	if !ok || strings.Join(argv, " ") != want {
+	if strings.Join(argv, " ") != want {
 		t.Errorf("finalize %q, want %q", strings.Join(argv, " "), want)
 	}
 	if !slices.Contains(allowed(t, c.sudoers(Broker)), sudoersCommand(argv)) || slices.Contains(allowed(t, c.sudoers(Controller)), sudoersCommand(argv)) {
 		t.Errorf("the brokers' drop-in alone must allow it")
 	}
 	s.KafkaImage = "docker.io/apache/kafka@sha256:" + strings.Repeat("ab", 32)
+	s.KafkaVersion = "4.4.0"
 	c = plan(t, s)
-	if _, ok := c.FinalizeAction(); ok {
-		t.Error("a version from an image pinned by digest alone")
-	}
-	for _, drop := range [][]byte{c.sudoers(Broker), c.sudoers(Controller)} {
-		if strings.Contains(string(drop), "kafka-features.sh --bootstrap-server localhost\\:9092 --command-config /etc/kafka-bootc/client.properties upgrade") {
-			t.Errorf("a finalize step without a version:\n%s", drop)
-		}
+	if got := strings.Join(c.FinalizeAction(), " "); !strings.HasSuffix(got, " upgrade --metadata 4.4") {
+		t.Errorf("finalize %q, want the explicit version's release", got)
 	}
 }

@@ -34,6 +34,9 @@ type Spec struct {
 	// KafkaImage and ExporterImage are the logically bound images.
 	KafkaImage    string
 	ExporterImage string
+	// KafkaVersion is the Kafka release in KafkaImage (4.4.0); empty takes
+	// it from the image's tag. An image pinned by digest alone needs it.
+	KafkaVersion string
 
 	// Broker and Controller size and configure each role.
 	Broker     RoleSpec
@@ -90,7 +93,7 @@ type RoleSpec struct {
 // Default image references, as in the reference flow.
 const (
 	DefaultBaseImage     = "quay.io/centos-bootc/centos-bootc:stream9"
-	DefaultKafkaImage    = "docker.io/apache/kafka:3.8.0"
+	DefaultKafkaImage    = "docker.io/apache/kafka:4.4.0"
 	DefaultExporterImage = "docker.io/prom/node-exporter:v1.8.2"
 	// DefaultJMXExporterURL is the Prometheus JMX exporter 1.0.1, the last
 	// release on Maven Central, and DefaultJMXExporterSHA256 its digest.

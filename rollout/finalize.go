@@ -18,13 +18,9 @@ import (
 // back to the old image; after it they cannot.
 
 // finalizeTarget is the release that the cluster's Kafka image finalizes
-// to, "3.9" for docker.io/apache/kafka:3.9.1.
+// to, "4.4" for docker.io/apache/kafka:4.4.0, and its version.
 func finalizeTarget(c *nodes.Cluster) (version, release string, err error) {
-	v, ok := c.KafkaVersion()
-	if !ok {
-		return "", "", fmt.Errorf("finalize: the version of the Kafka image %s is not in its tag (pinned by digest alone?)", c.KafkaImage)
-	}
-	return v, health.Release(v), nil
+	return c.KafkaVersion.String(), c.KafkaVersion.Release(), nil
 }
 
 // compareReleases compares two releases, major.minor, as numbers.
@@ -116,7 +112,7 @@ func (o Options) finalize(ctx context.Context, run health.Runner, c *nodes.Clust
 	if !rep.Healthy() {
 		return "", fmt.Errorf("finalize: refusing: the cluster is unhealthy\n%s", rep.Table())
 	}
-	argv, _ := c.FinalizeAction()
+	argv := c.FinalizeAction()
 	var broker *health.Node
 	for i := range ns {
 		if ns[i].Role == nodes.Broker {

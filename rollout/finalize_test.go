@@ -10,12 +10,12 @@ import (
 )
 
 // upgradeCluster is the default cluster moving from Kafka 3.8.0 (the old
-// image, metadata.version 3.8-IV0) to 3.9.1 (the new one, its tags').
+// image, metadata.version 3.8-IV0) to 4.4.0 (the new one, its tags').
 func upgradeCluster(t *testing.T) (*nodes.Cluster, []health.Node, *fake) {
 	t.Helper()
 	_, ns, f := cluster(t)
 	s := nodes.Default()
-	s.KafkaImage = "docker.io/apache/kafka:3.9.1"
+	s.KafkaImage = "docker.io/apache/kafka:4.4.0"
 	c, err := nodes.Plan(s)
 	if err != nil {
 		t.Fatal(err)
@@ -24,7 +24,7 @@ func upgradeCluster(t *testing.T) (*nodes.Cluster, []health.Node, *fake) {
 		n, _ := c.Node(ns[i].Name)
 		ns[i].Node = n
 	}
-	f.versionOf = map[string]string{old: "3.8.0", neu: "3.9.1"}
+	f.versionOf = map[string]string{old: "3.8.0", neu: "4.4.0"}
 	f.metadata = "3.8-IV0"
 	for _, n := range f.nodes {
 		n.version = "3.8.0"
@@ -43,7 +43,7 @@ func finalizations(f *fake) []string {
 }
 
 // TestAVersionUpgradeRollsEveryNodeThenFinalizes: the binaries first,
-// node by node; metadata.version only once every node runs 3.9.1, on a
+// node by node; metadata.version only once every node runs 4.4.0, on a
 // broker, as the last step.
 func TestAVersionUpgradeRollsEveryNodeThenFinalizes(t *testing.T) {
 	c, ns, f := upgradeCluster(t)
@@ -51,10 +51,10 @@ func TestAVersionUpgradeRollsEveryNodeThenFinalizes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fin := finalizations(f); len(fin) != 1 || f.steps[len(f.steps)-1] != fin[0] || !strings.HasSuffix(fin[0], ": finalize 3.9") {
+	if fin := finalizations(f); len(fin) != 1 || f.steps[len(f.steps)-1] != fin[0] || !strings.HasSuffix(fin[0], ": finalize 4.4") {
 		t.Errorf("finalizations %v, steps %v", fin, f.steps)
 	}
-	if f.metadata != "3.9-IV0" || !strings.Contains(out, "metadata.version finalized: 3.8-IV0 to 3.9-IV0") {
+	if f.metadata != "4.4-IV0" || !strings.Contains(out, "metadata.version finalized: 3.8-IV0 to 4.4-IV0") {
 		t.Errorf("metadata %s:\n%s", f.metadata, out)
 	}
 	// A rerun finds nothing to do.
@@ -77,7 +77,7 @@ func TestNoFinalizeLeavesTheWayBackOpen(t *testing.T) {
 		t.Errorf("metadata %s, steps %v:\n%s", f.metadata, f.steps, out)
 	}
 	out, err = Finalize(context.Background(), f, c, ns, fast)
-	if err != nil || f.metadata != "3.9-IV0" || !strings.Contains(out, "3.8-IV0 to 3.9-IV0") {
+	if err != nil || f.metadata != "4.4-IV0" || !strings.Contains(out, "3.8-IV0 to 4.4-IV0") {
 		t.Errorf("finalize: %v, %s:\n%s", err, f.metadata, out)
 	}
 }
@@ -92,12 +92,12 @@ func TestAFailureMidwayLeavesTheClusterUnfinalizedAndARerunFinishes(t *testing.T
 	if f.metadata != "3.8-IV0" || len(finalizations(f)) != 0 {
 		t.Fatalf("finalized after a failure: %s %v", f.metadata, f.steps)
 	}
-	if _, err := Finalize(context.Background(), f, c, ns, fast); err == nil || !strings.Contains(err.Error(), "every node must run Kafka 3.9.1 first: kafka-broker-2's version cannot be read, kafka-broker-3 runs 3.8.0") {
+	if _, err := Finalize(context.Background(), f, c, ns, fast); err == nil || !strings.Contains(err.Error(), "every node must run Kafka 4.4.0 first: kafka-broker-2's version cannot be read, kafka-broker-3 runs 3.8.0") {
 		t.Errorf("finalize on a mixed cluster: %v", err)
 	}
 	f.nodes["kafka-broker-2"].unit, f.nodes["kafka-broker-2"].unitAfterBoot = "active", ""
 	out, err := Run(context.Background(), f, c, ns, fast)
-	if err != nil || f.metadata != "3.9-IV0" || strings.Count(out, "up to date") != 5 {
+	if err != nil || f.metadata != "4.4-IV0" || strings.Count(out, "up to date") != 5 {
 		t.Errorf("the rerun: %v, %s:\n%s", err, f.metadata, out)
 	}
 }
@@ -108,7 +108,7 @@ func TestTheDryRunShowsTheFinalization(t *testing.T) {
 	o := fast
 	o.DryRun = true
 	out, err := Run(context.Background(), f, c, ns, o)
-	if err != nil || len(f.steps) != 0 || !strings.Contains(out, "then: finalize metadata.version 3.8-IV0 to 3.9, once every node runs it") {
+	if err != nil || len(f.steps) != 0 || !strings.Contains(out, "then: finalize metadata.version 3.8-IV0 to 4.4, once every node runs it") {
 		t.Errorf("%v %v:\n%s", err, f.steps, out)
 	}
 	o.NoFinalize = true
@@ -118,13 +118,15 @@ func TestTheDryRunShowsTheFinalization(t *testing.T) {
 }
 
 // TestNoRolloutBelowAFinalizedMetadataVersion: Kafka 3.8 cannot read
-// metadata finalized at 3.9.
+// metadata finalized at 4.4.
 func TestNoRolloutBelowAFinalizedMetadataVersion(t *testing.T) {
 	_, ns, f := cluster(t)
-	c, _ := nodes.Plan(nodes.Default())
-	f.metadata = "3.9-IV0"
+	s := nodes.Default()
+	s.KafkaImage = "docker.io/apache/kafka:3.8.0"
+	c, _ := nodes.Plan(s)
+	f.metadata = "4.4-IV0"
 	_, err := Run(context.Background(), f, c, ns, fast)
-	if err == nil || !strings.Contains(err.Error(), "metadata.version 3.9-IV0 is finalized, and Kafka 3.8") || len(f.steps) != 0 {
+	if err == nil || !strings.Contains(err.Error(), "metadata.version 4.4-IV0 is finalized, and Kafka 3.8") || len(f.steps) != 0 {
 		t.Errorf("%v %v", err, f.steps)
 	}
 }

@@ -115,12 +115,25 @@ func (f *fake) Run(_ context.Context, host string, argv []string) ([]byte, error
 		if f.metadata == "" {
 			return nil, errors.New("sudo: a password is required")
 		}
+		if strings.HasPrefix(n.version, "4.") {
+			// Kafka 4's describe lists more features than metadata.version,
+			// and no epoch (kafka-features.sh describe on 4.0.0).
+			return []byte("Feature: eligible.leader.replicas.version\tSupportedMinVersion: 0\tSupportedMaxVersion: 1\tFinalizedVersionLevel: 0\n" +
+				"Feature: group.version\tSupportedMinVersion: 0\tSupportedMaxVersion: 1\tFinalizedVersionLevel: 0\n" +
+				"Feature: kraft.version\tSupportedMinVersion: 0\tSupportedMaxVersion: 1\tFinalizedVersionLevel: 0\n" +
+				"Feature: metadata.version\tSupportedMinVersion: 3.3-IV3\tSupportedMaxVersion: " + n.version[:3] + "-IV3\tFinalizedVersionLevel: " + f.metadata + "\n" +
+				"Feature: transaction.version\tSupportedMinVersion: 0\tSupportedMaxVersion: 2\tFinalizedVersionLevel: 0\n"), nil
+		}
 		return []byte("Feature: metadata.version\tSupportedMinVersion: 3.0-IV1\tSupportedMaxVersion: " + f.metadata + "\tFinalizedVersionLevel: " + f.metadata + "\tEpoch: 7\n"), nil
 	case strings.Contains(cmd, "kafka-features.sh") && strings.Contains(cmd, " upgrade --metadata "):
 		_, release, _ := strings.Cut(cmd, " upgrade --metadata ")
 		f.metadata = release + "-IV0"
 		step("finalize " + release)
-		return nil, nil
+		if strings.HasPrefix(release, "4.") {
+			// 3.9 and 4.x take --metadata, and say it is deprecated.
+			return []byte(" `metadata` flag is deprecated and may be removed in a future release.\nmetadata.version was upgraded to 27.\n"), nil
+		}
+		return []byte("metadata.version was upgraded to 20.\n"), nil
 	case cmd == "sudo -n /usr/bin/bootc upgrade":
 		n.staged = f.tags[n.name]
 		step("stage")

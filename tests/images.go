@@ -225,7 +225,7 @@ func checkImage(ctx context.Context, img *dagger.Container, config *dagger.Direc
 	_, err := img.
 		WithMountedDirectory("/expected/role", config.Directory("kafka-"+role)).
 		WithMountedDirectory("/expected/node", config.Directory(node)).
-		WithEnvVariable("BOUND", "docker.io/apache/kafka:3.8.0 docker.io/prom/node-exporter:v1.8.2").
+		WithEnvVariable("BOUND", "docker.io/apache/kafka:4.4.0 docker.io/prom/node-exporter:v1.8.2").
 		WithEnvVariable("UNIT", "kafka-"+role).
 		WithEnvVariable("NODE", node).
 		WithEnvVariable("NODE_ID", fmt.Sprint(id)).
