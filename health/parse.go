@@ -113,9 +113,11 @@ func ParseReplication(out []byte) ([]Replica, error) {
 }
 
 // liveBroker is a broker line of kafka-broker-api-versions.sh: the broker
-// as Kafka's Node.toString writes it, "host:port (id: N rack: R)", then
-// " -> " and its API versions (BrokerApiVersionsCommand in Kafka 3.8).
-var liveBroker = regexp.MustCompile(`(?m)^\S+ \(id: (-?\d+) rack: [^)]*\) -> `)
+// as Kafka's Node.toString writes it, then " -> " and its API versions
+// (BrokerApiVersionsCommand). Node.toString is "host:port (id: N rack: R)"
+// in Kafka 3.8, and "host:port (id: N rack: R isFenced: F)" since Kafka 4
+// gave nodes their fenced state (KIP-1073).
+var liveBroker = regexp.MustCompile(`(?m)^\S+ \(id: (-?\d+) rack: [^)]*?( isFenced: (true|false))?\) -> `)
 
 // ParseLiveBrokers reads the ids of the brokers that
 // "kafka-broker-api-versions.sh" lists: those in the cluster's metadata,
@@ -123,6 +125,9 @@ var liveBroker = regexp.MustCompile(`(?m)^\S+ \(id: (-?\d+) rack: [^)]*\) -> `)
 func ParseLiveBrokers(out []byte) ([]int, error) {
 	var ids []int
 	for _, m := range liveBroker.FindAllSubmatch(out, -1) {
+		if string(m[3]) == "true" {
+			continue
+		}
 		id, err := strconv.Atoi(string(m[1]))
 		if err != nil {
 			return nil, fmt.Errorf("broker api versions: id %q is not a number", m[1])
@@ -150,7 +155,8 @@ type Partition struct {
 
 // ParsePartitions reads the partition lines of "kafka-topics.sh --describe"
 // (TopicCommand.PartitionDescription.printDescription in Kafka 3.8:
-// tab-separated "Name: value" fields, starting with a tab and Topic).
+// tab-separated "Name: value" fields, starting with a tab and Topic; Kafka
+// 4 adds Elr and LastKnownElr, which may be empty).
 // Other lines, such as a topic's summary, are skipped.
 func ParsePartitions(out []byte) ([]Partition, error) {
 	var ps []Partition
@@ -205,7 +211,9 @@ type Feature struct {
 
 // ParseFeatures reads "kafka-features.sh describe": a line per feature,
 // "Feature: F\tSupportedMinVersion: A\tSupportedMaxVersion: B\t
-// FinalizedVersionLevel: C\tEpoch: E" (Kafka 3.8, FeatureCommand).
+// FinalizedVersionLevel: C\tEpoch: E" (Kafka 3.8, FeatureCommand); Kafka 4
+// lists kraft.version, group.version and others too, and may leave the
+// epoch out.
 func ParseFeatures(out []byte) (map[string]Feature, error) {
 	features := map[string]Feature{}
 	for _, line := range strings.Split(string(out), "\n") {

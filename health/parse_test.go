@@ -1,6 +1,7 @@
 package health
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -64,6 +65,42 @@ func TestParseLiveBrokers(t *testing.T) {
 	}
 	if _, err := ParseLiveBrokers([]byte("Error while executing: TimeoutException\n")); err == nil {
 		t.Error("output without brokers accepted")
+	}
+	// Kafka 4's Node.toString adds the fenced state; a fenced broker is
+	// not live.
+	kafka4 := "kafka-broker-1:9092 (id: 1 rack: null isFenced: false) -> (\n\tProduce(0): 3 to 12 [usable: 12],\n)\n" +
+		"kafka-broker-2:9092 (id: 2 rack: eu-1a isFenced: true) -> (\n)\n" +
+		"kafka-broker-3:9092 (id: 3 rack: null isFenced: false) -> (\n)\n"
+	if ids, err := ParseLiveBrokers([]byte(kafka4)); err != nil || !slices.Equal(ids, []int{1, 3}) {
+		t.Errorf("Kafka 4: %v, %v", ids, err)
+	}
+}
+
+// TestParseKafka4Output: kafka-topics.sh's Elr fields, kafka-features.sh's
+// other features and its missing epoch, and a 4.x version, as Kafka 4
+// prints them (TopicCommand and FeatureCommand on 4.0's trunk; the
+// features of "kafka-features.sh describe" on a 4.0.0 cluster).
+func TestParseKafka4Output(t *testing.T) {
+	topics := "\tTopic: orders\tPartition: 0\tLeader: 2\tReplicas: 1,2,3\tIsr: 2,3\tElr: \tLastKnownElr: \n" +
+		"\tTopic: orders\tPartition: 1\tLeader: none\tReplicas: 1,2,3\tIsr: 1\tElr: 2\tLastKnownElr: 3\n"
+	ps, err := ParsePartitions([]byte(topics))
+	if err != nil || len(ps) != 2 || ps[0] != (Partition{"orders", 0, 2}) || ps[1] != (Partition{"orders", 1, -1}) {
+		t.Errorf("partitions %+v, %v", ps, err)
+	}
+	features := "Feature: eligible.leader.replicas.version\tSupportedMinVersion: 0\tSupportedMaxVersion: 1\tFinalizedVersionLevel: 0\n" +
+		"Feature: group.version\tSupportedMinVersion: 0\tSupportedMaxVersion: 1\tFinalizedVersionLevel: 1\n" +
+		"Feature: kraft.version\tSupportedMinVersion: 0\tSupportedMaxVersion: 1\tFinalizedVersionLevel: 0\n" +
+		"Feature: metadata.version\tSupportedMinVersion: 3.3-IV3\tSupportedMaxVersion: 4.0-IV3\tFinalizedVersionLevel: 4.0-IV3\n" +
+		"Feature: transaction.version\tSupportedMinVersion: 0\tSupportedMaxVersion: 2\tFinalizedVersionLevel: 2\n"
+	fs, err := ParseFeatures([]byte(features))
+	if err != nil || fs["metadata.version"].Finalized != "4.0-IV3" || fs["kraft.version"].Finalized != "0" || len(fs) != 5 {
+		t.Errorf("features %+v, %v", fs, err)
+	}
+	if Release(fs["metadata.version"].Finalized) != "4.0" {
+		t.Errorf("release of 4.0-IV3: %q", Release(fs["metadata.version"].Finalized))
+	}
+	if v, err := ParseVersion([]byte("4.4.0\n")); err != nil || v != "4.4.0" || Release(v) != "4.4" {
+		t.Errorf("version %q, %v", v, err)
 	}
 }
 
