@@ -73,3 +73,26 @@ func TestSettingsThatKafka4RemovedAreRefused(t *testing.T) {
 		t.Errorf("values at the new bounds: %v", err)
 	}
 }
+
+// TestTheClusterFileGivesTheKafkaVersion: images.kafkaVersion pins the
+// release of an image pinned by digest; without it the error names the
+// image's line, and a wrong one names its own.
+func TestTheClusterFileGivesTheKafkaVersion(t *testing.T) {
+	image := "docker.io/apache/kafka@sha256:" + strings.Repeat("ab", 32)
+	s, _, err := ReadFile("kafka-cluster.yaml", []byte("version: 1\nimages:\n  kafka: "+image+"\n  kafkaVersion: 4.3.1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := plan(t, s); c.KafkaVersion.String() != "4.3.1" {
+		t.Errorf("version %s", c.KafkaVersion)
+	}
+	for text, want := range map[string]string{
+		"version: 1\nimages:\n  kafka: " + image + "\n":                           "kafka-cluster.yaml:3 (images.kafka): kafka version: the Kafka image",
+		"version: 1\nimages:\n  kafka: " + image + "\n  kafkaVersion: latest\n":     `kafka-cluster.yaml:4 (images.kafkaVersion): kafka version "latest"`,
+		"version: 1\nbrokers:\n  settings:\n    message.format.version: 0.10.0\n": "kafka-cluster.yaml:3 (brokers.settings): broker settings: message.format.version was removed in Kafka 4.0",
+	} {
+		if _, _, err := ReadFile("kafka-cluster.yaml", []byte(text)); err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%q: %v, want an error starting %q", text, err, want)
+		}
+	}
+}

@@ -34,6 +34,7 @@ case "$*" in
 "/usr/bin/bootc rollback") cp "$s/previous" "$s/staged" ;;
 "/usr/bin/systemctl reboot")
 	if [ -s "$s/staged" ]; then cp "$s/booted" "$s/previous"; mv "$s/staged" "$s/booted"; fi
+	if [ -f "$s/fail-on-boot" ]; then : >"$s/unit-failed"; fi
 	if [ -f "$s/never-back" ]; then
 		# Down for good: sshd and every session it serves, this one too.
 		p=$(cat "$(cat "$s/pidfile")")
@@ -54,6 +55,28 @@ case "$*" in
 	printf 'NodeId\tLogEndOffset\tLag\tLastFetchTimestamp\tLastCaughtUpTimestamp\tStatus  \t\n'
 	printf '1001  \t812         \t0  \t1795731220412     \t1795731220412        \tLeader  \t\n'
 	printf '1     \t812         \t0  \t1795731220395     \t1795731220395        \tObserver\t\n' ;;
+*"kafka-topics.sh --version")
+	# The Kafka release of the booted image (digest=version lines).
+	v=$(sed -n "s/^$(cat "$s/booted")=//p" "$s/versions" 2>/dev/null)
+	if [ -z "$v" ]; then echo "unexpected image" >&2; exit 2; fi
+	echo "$v" ;;
+*kafka-features.sh*" describe")
+	# The cluster's finalized metadata.version, shared by every node.
+	if [ ! -f "$s/cluster" ]; then echo "unexpected command: $*" >&2; exit 2; fi
+	m=$(cat "$(cat "$s/cluster")/metadata")
+	v=$(sed -n "s/^$(cat "$s/booted")=//p" "$s/versions")
+	case "$v" in
+	4.*) # Kafka 4 lists its other features, and no epoch.
+		printf 'Feature: group.version\tSupportedMinVersion: 0\tSupportedMaxVersion: 1\tFinalizedVersionLevel: 0\n'
+		printf 'Feature: kraft.version\tSupportedMinVersion: 0\tSupportedMaxVersion: 1\tFinalizedVersionLevel: 0\n'
+		printf 'Feature: metadata.version\tSupportedMinVersion: 3.3-IV3\tSupportedMaxVersion: %s-IV3\tFinalizedVersionLevel: %s\n' "${v%.*}" "$m" ;;
+	*) printf 'Feature: metadata.version\tSupportedMinVersion: 3.0-IV1\tSupportedMaxVersion: %s-IV0\tFinalizedVersionLevel: %s\tEpoch: 5\n' "${v%.*}" "$m" ;;
+	esac ;;
+*kafka-features.sh*" upgrade --metadata "*)
+	r=${*##* }
+	echo "$r-IV0" >"$(cat "$s/cluster")/metadata"
+	printf ' \140metadata\140 flag is deprecated and may be removed in a future release.\n'
+	echo "metadata.version was upgraded to 27." ;;
 *kafka-topics.sh*) ;;
 *kafka-broker-api-versions.sh*) printf 'kafka-broker-1:9092 (id: 1 rack: null) -> (\n)\n' ;;
 *) echo "unexpected command: $*" >&2; exit 2 ;;
@@ -85,7 +108,13 @@ func (n sshNode) file(name string) string {
 // transport. prepare, when given, sees the nodes before the rollout.
 func overSSH(t *testing.T, o Options, prepare func(map[string]sshNode)) (map[string]sshNode, string, error) {
 	t.Helper()
-	s := nodes.Default()
+	return overSSHWith(t, nodes.Default(), o, prepare, nil)
+}
+
+// overSSHWith rolls the 1+1 cluster of s, and then runs then, when given,
+// over the same nodes.
+func overSSHWith(t *testing.T, s nodes.Spec, o Options, prepare func(map[string]sshNode), then func(health.Runner, *nodes.Cluster, []health.Node, map[string]sshNode)) (map[string]sshNode, string, error) {
+	t.Helper()
 	s.Brokers, s.Controllers = 1, 1
 	c, err := nodes.Plan(s)
 	if err != nil {
@@ -117,6 +146,9 @@ func overSSH(t *testing.T, o Options, prepare func(map[string]sshNode)) (map[str
 	}
 	defer run.Close()
 	out, err := Run(context.Background(), run, c, ns, o)
+	if then != nil {
+		then(run, c, ns, byName)
+	}
 	return byName, out, err
 }
 
