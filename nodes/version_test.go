@@ -88,7 +88,7 @@ func TestTheClusterFileGivesTheKafkaVersion(t *testing.T) {
 	}
 	for text, want := range map[string]string{
 		"version: 1\nimages:\n  kafka: " + image + "\n":                           "kafka-cluster.yaml:3 (images.kafka): kafka version: the Kafka image",
-		"version: 1\nimages:\n  kafka: " + image + "\n  kafkaVersion: latest\n":     `kafka-cluster.yaml:4 (images.kafkaVersion): kafka version "latest"`,
+		"version: 1\nimages:\n  kafka: " + image + "\n  kafkaVersion: latest\n":   `kafka-cluster.yaml:4 (images.kafkaVersion): kafka version "latest"`,
 		"version: 1\nbrokers:\n  settings:\n    message.format.version: 0.10.0\n": "kafka-cluster.yaml:3 (brokers.settings): broker settings: message.format.version was removed in Kafka 4.0",
 	} {
 		if _, _, err := ReadFile("kafka-cluster.yaml", []byte(text)); err == nil || !strings.HasPrefix(err.Error(), want) {
