@@ -590,11 +590,16 @@ func TestRunningRefusesABadJumpHostFirst(t *testing.T) {
 // and the summary's table.
 func TestTheWorkflowsMatrixAndSummary(t *testing.T) {
 	digest := "sha256:" + strings.Repeat("ab", 32)
-	out := "kafka-broker-1 quay.io/me/kafka-broker-1:latest@" + digest + " signed, SBOM attached\n" +
-		"kafka-controller-1 quay.io/me/kafka-controller-1:latest@" + digest + "\n"
+	out, err := nodes.FormatPublished(nodes.FormatJSON, []nodes.Published{
+		{Node: "kafka-broker-1", Image: "quay.io/me/kafka-broker-1:latest@" + digest, Digest: digest, Signed: true, SBOM: true},
+		nodes.PublishedAt("kafka-controller-1", "quay.io/me/kafka-controller-1:latest@"+digest),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	script := func(name, input string) string {
 		t.Helper()
-		file := filepath.Join(t.TempDir(), "published.txt")
+		file := filepath.Join(t.TempDir(), "published.json")
 		os.WriteFile(file, []byte(input), 0o644)
 		got, err := exec.Command("sh", filepath.Join(".github", "scripts", name), file).CombinedOutput()
 		if err != nil {
@@ -609,7 +614,8 @@ func TestTheWorkflowsMatrixAndSummary(t *testing.T) {
 	if len(matrix) != 2 || matrix[0]["node"] != "kafka-broker-1" || matrix[1]["image"] != "quay.io/me/kafka-controller-1:latest@"+digest {
 		t.Errorf("matrix %v", matrix)
 	}
-	for _, nothing := range []string{"", "kafka-broker-1 built\nkafka-controller-1 built\nnothing was published: no --registry given\n"} {
+	unpublished, _ := nodes.FormatPublished(nodes.FormatJSON, []nodes.Published{{Node: "kafka-broker-1"}, {Node: "kafka-controller-1"}})
+	for _, nothing := range []string{"[]", unpublished} {
 		if got := script("matrix.sh", nothing); got != "[]\n" {
 			t.Errorf("matrix of %q: %q, want []", nothing, got)
 		}

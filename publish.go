@@ -21,7 +21,8 @@ import (
 // role, then all the others at once, so that the registry receives each
 // shared layer once and later pushes mount it. It returns one line per
 // node with the published reference pinned by digest: what nodes will
-// run, whatever the tag later points to. Without a registry it builds and
+// run, whatever the tag later points to (with --format json, a list of
+// {node, image, digest, signed, sbom}). Without a registry it builds and
 // checks every image and says that nothing was published. Every failing
 // node is reported, not only the first. With --signing-key it signs each
 // published digest with cosign and attaches an SBOM (SPDX, from syft) as a
@@ -57,9 +58,17 @@ func (m *KafkaBootc) BuildAll(
 	// the nodes take the images that bring them the new key.
 	// +optional
 	trustedPublicKey *dagger.File,
+	// How the result is written: text (a line per node, the default) or
+	// json (a list of {node, image, digest, signed, sbom}, for jq and
+	// scripts).
+	// +optional
+	format string,
 ) (string, error) {
 	c, err := m.cluster()
 	if err != nil {
+		return "", err
+	}
+	if err := nodes.CheckFormat(format); err != nil {
 		return "", err
 	}
 	if err := checkSigningArgs(c, signingKey != nil, signingPassword != nil, trustedPublicKey != nil); err != nil {
@@ -92,7 +101,7 @@ func (m *KafkaBootc) BuildAll(
 	// Results go by index: pools finish in any order.
 	ctrs := make([]*dagger.Container, len(c.Nodes))
 	errs := make([]error, len(c.Nodes))
-	lines := make([]string, len(c.Nodes))
+	results := make([]nodes.Published, len(c.Nodes))
 	index := map[string]int{}
 	built := pool.New()
 	for i, n := range c.Nodes {
@@ -101,7 +110,7 @@ func (m *KafkaBootc) BuildAll(
 			ctrs[i], errs[i] = m.node(c, n, registryService)
 			if errs[i] == nil {
 				ctrs[i], errs[i] = ctrs[i].Sync(ctx)
-				lines[i] = n.Name + " built"
+				results[i] = nodes.Published{Node: n.Name}
 			}
 			if nodes.Denied(errs[i]) && strings.Contains(errs[i].Error(), c.BaseImage) {
 				// The base image is the one image a build pulls.
@@ -124,10 +133,10 @@ func (m *KafkaBootc) BuildAll(
 						errs[i] = nodes.RegistryError("publish", c.Ref(n), err)
 						return
 					}
-					lines[i] = n.Name + " " + ref
+					results[i] = nodes.PublishedAt(n.Name, ref)
 					if sign != nil {
 						if errs[i] = sign.signAndAttest(ctx, ref, ctrs[i]); errs[i] == nil {
-							lines[i] += " signed, SBOM attached"
+							results[i].Signed, results[i].SBOM = true, true
 						}
 					}
 				})
@@ -144,10 +153,7 @@ func (m *KafkaBootc) BuildAll(
 	if err := errors.Join(failed...); err != nil {
 		return "", err
 	}
-	if c.Registry == "" {
-		lines = append(lines, "nothing was published: the cluster has no registry")
-	}
-	return strings.Join(lines, "\n") + "\n", nil
+	return nodes.FormatPublished(format, results)
 }
 
 // checkSigningArgs checks build-all's signing arguments against each other

@@ -1,6 +1,7 @@
 package health
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"strings"
@@ -49,12 +50,25 @@ func Targets(c *nodes.Cluster, addresses []string, published map[string]string) 
 }
 
 // ParsePublished reads build-all's output, a "<node> <reference>" line per
-// node, into references by node name; no output gives none. Lines that do
-// not name a digest (an unpublished build) are refused: there is nothing
-// to compare with.
+// node or, with --format json, its list, into references by node name; no
+// output gives none. A node without a digest (an unpublished build) is
+// refused: there is nothing to compare with.
 func ParsePublished(out string) (map[string]string, error) {
 	refs := map[string]string{}
 	if out == "" {
+		return refs, nil
+	}
+	if strings.HasPrefix(strings.TrimSpace(out), "[") {
+		var list []nodes.Published
+		if err := json.Unmarshal([]byte(out), &list); err != nil {
+			return nil, fmt.Errorf("published: not build-all's JSON: %w", err)
+		}
+		for _, p := range list {
+			if !strings.Contains(p.Image, "@sha256:") {
+				return nil, fmt.Errorf("published: %s has no reference pinned by digest (was it published?)", p.Node)
+			}
+			refs[p.Node] = p.Image
+		}
 		return refs, nil
 	}
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {

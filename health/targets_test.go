@@ -40,6 +40,16 @@ func TestTargets(t *testing.T) {
 	if refs, err := ParsePublished(""); err != nil || len(refs) != 0 {
 		t.Errorf("no output: %v, %v", refs, err)
 	}
+	// build-all --format json gives the same references.
+	digest := "sha256:" + strings.Repeat("cd", 32)
+	asJSON, _ := nodes.FormatPublished(nodes.FormatJSON, []nodes.Published{nodes.PublishedAt("kafka-broker-1", "quay.io/me/kafka-broker-1:latest@"+digest)})
+	if refs, err := ParsePublished(asJSON); err != nil || refs["kafka-broker-1"] != "quay.io/me/kafka-broker-1:latest@"+digest {
+		t.Errorf("from JSON: %v, %v", refs, err)
+	}
+	unpublished, _ := nodes.FormatPublished(nodes.FormatJSON, []nodes.Published{{Node: "kafka-broker-1"}})
+	if _, err := ParsePublished(unpublished); err == nil || !strings.Contains(err.Error(), "kafka-broker-1 has no reference pinned by digest") {
+		t.Errorf("an unpublished node in JSON: %v", err)
+	}
 	if _, err := ParsePublished("kafka-broker-1 built\nnothing was published: no --registry given"); err == nil {
 		t.Error("output without digests accepted")
 	}

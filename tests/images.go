@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"strconv"
@@ -22,13 +23,24 @@ import (
 func (m *Tests) Images(ctx context.Context) error {
 	reg := newRegistry("kafka-bootc-e2e-images-" + nonce())
 	kb := cluster("e2e", clusterOpts{})
-	out, err := kb.BuildAll(ctx, dagger.KafkaBootcBuildAllOpts{RegistryService: reg.svc})
+	out, err := kb.BuildAll(ctx, dagger.KafkaBootcBuildAllOpts{RegistryService: reg.svc, Format: "json"})
 	if err != nil {
 		return fmt.Errorf("build-all: %w", err)
 	}
-	refs, err := publishedRefs(out)
-	if err != nil {
-		return err
+	// The structured result, as the workflow reads it.
+	var published []struct {
+		Node, Image, Digest string
+		Signed, SBOM        bool
+	}
+	if err := json.Unmarshal([]byte(out), &published); err != nil {
+		return fmt.Errorf("build-all --format json: %w:\n%s", err, out)
+	}
+	refs := map[string]string{}
+	for _, p := range published {
+		if !strings.HasSuffix(p.Image, "@"+p.Digest) || p.Signed || p.SBOM {
+			return fmt.Errorf("build-all --format json: %+v: the image must end in its digest, unsigned", p)
+		}
+		refs[p.Node] = p.Image
 	}
 	config := kb.Config()
 	nodes := []struct {

@@ -94,6 +94,7 @@ type KafkaBootcBuildAllOpts struct {
 	SigningKey       *Secret
 	SigningPassword  *Secret
 	TrustedPublicKey *File
+	Format           string
 }
 
 // BuildAll is kafka-bootc's build-all function.
@@ -111,6 +112,9 @@ func (r *KafkaBootc) BuildAll(ctx context.Context, opts ...KafkaBootcBuildAllOpt
 		}
 		if !querybuilder.IsZeroValue(opts[i].TrustedPublicKey) {
 			q = q.Arg("trustedPublicKey", opts[i].TrustedPublicKey)
+		}
+		if !querybuilder.IsZeroValue(opts[i].Format) {
+			q = q.Arg("format", opts[i].Format)
 		}
 	}
 	var response string
