@@ -673,6 +673,44 @@ func TestSigningArgumentsAreCheckedAgainstEachOther(t *testing.T) {
 	}
 }
 
+// TestSigningToolsComeFromPinnedImages: by default sigstore's and
+// anchore's released images, pinned by digest; a mirror's image must be
+// pinned by digest too; images and --tools-from-source are for signing
+// only, and not together.
+func TestSigningToolsComeFromPinnedImages(t *testing.T) {
+	cosign, syft, err := signingToolImages(true, false, "", "")
+	if err != nil || cosign != nodes.DefaultCosignImage || syft != nodes.DefaultSyftImage {
+		t.Errorf("defaults %q %q, %v", cosign, syft, err)
+	}
+	for _, ref := range []string{cosign, syft} {
+		if !strings.Contains(ref, ":v") || !strings.Contains(ref, "@sha256:") {
+			t.Errorf("%s: not pinned by a release tag and its digest", ref)
+		}
+	}
+	mirror := "registry.example.com/mirror/cosign@sha256:" + strings.Repeat("ab", 32)
+	if got, _, err := signingToolImages(true, false, mirror, ""); err != nil || got != mirror {
+		t.Errorf("a mirror: %q, %v", got, err)
+	}
+	for _, tc := range []struct {
+		signing, source bool
+		cosign, syft    string
+		want            string
+	}{
+		{true, false, "registry.example.com/mirror/cosign:v2.6.3", "", `cosign image "registry.example.com/mirror/cosign:v2.6.3": must be pinned by digest`},
+		{true, false, "", "anchore/syft@sha256:" + strings.Repeat("cd", 32), `syft image: "anchore/syft@sha256:`},
+		{false, false, mirror, "", "cosign image, syft image, tools from source: they choose the signing tools; give them with --signing-key"},
+		{false, true, "", "", "cosign image, syft image, tools from source: they choose the signing tools"},
+		{true, true, mirror, "", "tools from source: builds cosign and syft from their Go modules; leave --cosign-image and --syft-image out with it"},
+	} {
+		if _, _, err := signingToolImages(tc.signing, tc.source, tc.cosign, tc.syft); err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want an error starting %q", tc, err, tc.want)
+		}
+	}
+	if _, _, err := signingToolImages(true, true, "", ""); err != nil {
+		t.Errorf("from source: %v", err)
+	}
+}
+
 // TestEveryFunctionsHelpOpensWithOneSentence: dagger functions shows the
 // first line of each description alone.
 func TestEveryFunctionsHelpOpensWithOneSentence(t *testing.T) {

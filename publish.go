@@ -63,6 +63,19 @@ func (m *KafkaBootc) BuildAll(
 	// scripts).
 	// +optional
 	format string,
+	// cosign's image, for a mirror: pinned by digest, with cosign at
+	// /ko-app/cosign as in sigstore's image (the default,
+	// ghcr.io/sigstore/cosign/cosign:v2.6.3).
+	// +optional
+	cosignImage string,
+	// syft's image, for a mirror: pinned by digest, with syft at /syft as
+	// in anchore's image (the default, docker.io/anchore/syft:v1.50.0).
+	// +optional
+	syftImage string,
+	// Build cosign and syft from their Go modules instead of pulling their
+	// images: minutes on a cold engine, for sites that build their tools.
+	// +optional
+	toolsFromSource bool,
 ) (string, error) {
 	c, err := m.cluster()
 	if err != nil {
@@ -74,8 +87,17 @@ func (m *KafkaBootc) BuildAll(
 	if err := checkSigningArgs(c, signingKey != nil, signingPassword != nil, trustedPublicKey != nil); err != nil {
 		return "", err
 	}
-	// Every image a build starts from, before anything is built.
-	if err := m.preflight(ctx, c, registryService, c.UpstreamImages()...); err != nil {
+	cosignImage, syftImage, err = signingToolImages(signingKey != nil, toolsFromSource, cosignImage, syftImage)
+	if err != nil {
+		return "", err
+	}
+	// Every image a build starts from, and the signing tools' images,
+	// before anything is built.
+	upstream := c.UpstreamImages()
+	if signingKey != nil && !toolsFromSource {
+		upstream = append(upstream, cosignImage, syftImage)
+	}
+	if err := m.preflight(ctx, c, registryService, upstream...); err != nil {
 		return "", err
 	}
 	var sign *signer
@@ -92,7 +114,7 @@ func (m *KafkaBootc) BuildAll(
 			}
 		}
 		// Checked before anything is built or published.
-		if sign, err = m.newSigner(ctx, c, trusted, signingKey, signingPassword, registryService); err != nil {
+		if sign, err = m.newSigner(ctx, c, m.tools(c, registryService, toolsFromSource, cosignImage, syftImage), trusted, signingKey, signingPassword, registryService); err != nil {
 			return "", err
 		}
 	}
@@ -154,6 +176,32 @@ func (m *KafkaBootc) BuildAll(
 		return "", err
 	}
 	return nodes.FormatPublished(format, results)
+}
+
+// signingToolImages checks the signing tools' images that build-all was
+// given, and fills in the defaults: an image is for signing only, and not
+// with --tools-from-source.
+func signingToolImages(signing, fromSource bool, cosign, syft string) (string, string, error) {
+	given := cosign != "" || syft != ""
+	switch {
+	case !signing && (given || fromSource):
+		return "", "", errors.New("cosign image, syft image, tools from source: they choose the signing tools; give them with --signing-key")
+	case fromSource && given:
+		return "", "", errors.New("tools from source: builds cosign and syft from their Go modules; leave --cosign-image and --syft-image out with it")
+	}
+	if cosign == "" {
+		cosign = nodes.DefaultCosignImage
+	}
+	if syft == "" {
+		syft = nodes.DefaultSyftImage
+	}
+	if err := nodes.CheckToolImage("cosign image", cosign); err != nil {
+		return "", "", err
+	}
+	if err := nodes.CheckToolImage("syft image", syft); err != nil {
+		return "", "", err
+	}
+	return cosign, syft, nil
 }
 
 // checkSigningArgs checks build-all's signing arguments against each other

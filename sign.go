@@ -13,13 +13,15 @@ import (
 	"dagger/kafka-bootc/nodes"
 )
 
-// cosignModule is the cosign that signs, built from its Go module, and
-// goImage what builds it.
+// cosignModule and syftModule are the tools built from their Go modules,
+// with --tools-from-source, and goImage what builds them. The default is
+// the projects' released images (nodes.DefaultCosignImage and
+// nodes.DefaultSyftImage), which cost a pull instead of a compile.
 const (
-	cosignModule = "github.com/sigstore/cosign/v2/cmd/cosign@v2.6.1"
+	cosignModule = "github.com/sigstore/cosign/v2/cmd/cosign@v2.6.3"
 	// syftModule makes the SBOMs. Its rpmdb cataloger also looks in
 	// /usr/share/rpm, where ostree-based images such as centos-bootc keep
-	// the rpmdb (anchore/syft#1756; older syft looked in /var/lib/rpm only).
+	// the rpmdb (anchore/syft#1755, fixed in 2023).
 	syftModule = "github.com/anchore/syft/cmd/syft@v1.57.1"
 	goImage    = "docker.io/library/golang:1.26"
 	// registryAlias is the name a registry service is bound under in the
@@ -27,11 +29,42 @@ const (
 	registryAlias = "kafka-bootc-registry"
 )
 
+// signingTools are the containers that hold cosign and syft, and where.
+type signingTools struct {
+	cosign, syft         *dagger.Container
+	cosignPath, syftPath string
+}
+
+// tools gives cosign and syft from their released images, or from their
+// Go modules, built, when fromSource is set. The images run as root, so
+// that they read the secrets mounted for them: cosign's is distroless's
+// nonroot user otherwise. An image on the cluster registry's host comes
+// from registryService when there is one, as a base image does.
+func (m *KafkaBootc) tools(c *nodes.Cluster, registryService *dagger.Service, fromSource bool, cosignImage, syftImage string) signingTools {
+	if fromSource {
+		return signingTools{cosign: m.goTool(cosignModule), syft: m.goTool(syftModule),
+			cosignPath: "/usr/local/bin/cosign", syftPath: "/usr/local/bin/syft"}
+	}
+	pull := func(ref string) *dagger.Container {
+		var opts dagger.ContainerFromOpts
+		if registryService != nil && c.OnRegistryHost(ref) {
+			opts.RegistryService = registryService
+		}
+		return m.pull(ref, opts).WithUser("0")
+	}
+	return signingTools{
+		cosign: pull(cosignImage).WithEnvVariable("HOME", "/root"), cosignPath: nodes.CosignImagePath,
+		syft: pull(syftImage), syftPath: nodes.SyftImagePath,
+	}
+}
+
 // signer signs published digests with cosign.
 type signer struct {
 	tool *dagger.Container
 	// sbom is the container that makes SBOMs (syft).
 	sbom *dagger.Container
+	// cosign and syft are the tools' paths in their containers.
+	cosign, syft string
 	// via is the host cosign reaches a registry service at, or empty.
 	via string
 }
@@ -40,15 +73,15 @@ type signer struct {
 // registry's credentials, all as secrets, and checks that cosign can read
 // the key and that it matches trusted, the public key that the nodes
 // trust, if there is one.
-func (m *KafkaBootc) newSigner(ctx context.Context, c *nodes.Cluster, trusted string, key, password *dagger.Secret, registryService *dagger.Service) (*signer, error) {
-	tool := m.goTool(cosignModule).WithSecretVariable("COSIGN_KEY", key)
+func (m *KafkaBootc) newSigner(ctx context.Context, c *nodes.Cluster, tools signingTools, trusted string, key, password *dagger.Secret, registryService *dagger.Service) (*signer, error) {
+	tool := tools.cosign.WithSecretVariable("COSIGN_KEY", key)
 	if password != nil {
 		tool = tool.WithSecretVariable("COSIGN_PASSWORD", password)
 	} else {
 		tool = tool.WithEnvVariable("COSIGN_PASSWORD", "")
 	}
 	// An exec that fails would hide this message behind its exit code.
-	read := tool.WithExec([]string{"cosign", "public-key", "--key", "env://COSIGN_KEY"}, dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny})
+	read := tool.WithExec([]string{tools.cosignPath, "public-key", "--key", "env://COSIGN_KEY"}, dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny})
 	code, err := read.ExitCode(ctx)
 	if err != nil {
 		return nil, err
@@ -71,7 +104,7 @@ func (m *KafkaBootc) newSigner(ctx context.Context, c *nodes.Cluster, trusted st
 			return nil, errors.New("signing key: does not match the public key that the nodes trust (--signing-public-key, or --trusted-public-key during a rotation): they would refuse every image it signs")
 		}
 	}
-	s := &signer{tool: tool.WithNewFile("/kafka-bootc/cosign.pub", pub), sbom: m.goTool(syftModule)}
+	s := &signer{tool: tool.WithNewFile("/kafka-bootc/cosign.pub", pub), sbom: tools.syft, cosign: tools.cosignPath, syft: tools.syftPath}
 	if registryService != nil {
 		_, port, _ := strings.Cut(c.Host(), ":")
 		s.via = registryAlias
@@ -113,7 +146,7 @@ func (s *signer) signAndAttest(ctx context.Context, published string, image *dag
 	// found runs a cosign check with the key; the signatures go to no
 	// transparency log (see CosignSignArgs).
 	found := func(check ...string) (bool, error) {
-		argv := append(append([]string{"cosign"}, check...), "--key", "/kafka-bootc/cosign.pub", "--insecure-ignore-tlog=true")
+		argv := append(append([]string{s.cosign}, check...), "--key", "/kafka-bootc/cosign.pub", "--insecure-ignore-tlog=true")
 		argv = append(append(argv, ref.Transport...), ref.Target)
 		code, err := run.WithExec(argv, dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny}).ExitCode(ctx)
 		return code == 0, err
@@ -124,7 +157,7 @@ func (s *signer) signAndAttest(ctx context.Context, published string, image *dag
 		return fmt.Errorf("checking the signature of %s: %w", published, err)
 	}
 	if !signed {
-		args := append(append([]string{"cosign"}, nodes.CosignSignArgs("env://COSIGN_KEY")...), ref.Transport...)
+		args := append(append([]string{s.cosign}, nodes.CosignSignArgs("env://COSIGN_KEY")...), ref.Transport...)
 		args = append(append(args, ref.Identity...), ref.Target)
 		if _, err := run.WithExec(args).Sync(ctx); err != nil {
 			return fmt.Errorf("signing %s: %w", published, err)
@@ -140,9 +173,9 @@ func (s *signer) signAndAttest(ctx context.Context, published string, image *dag
 	}
 	sbom := s.sbom.
 		WithMountedFile("/kafka-bootc/image.tar", image.AsTarball()).
-		WithExec([]string{"syft", "scan", "oci-archive:/kafka-bootc/image.tar", "--output", "spdx-json=/kafka-bootc/sbom.spdx.json"}).
+		WithExec([]string{s.syft, "scan", "oci-archive:/kafka-bootc/image.tar", "--output", "spdx-json=/kafka-bootc/sbom.spdx.json"}).
 		File("/kafka-bootc/sbom.spdx.json")
-	args := append(append([]string{"cosign"}, nodes.CosignAttestArgs("env://COSIGN_KEY", "/kafka-bootc/sbom.spdx.json")...), ref.Transport...)
+	args := append(append([]string{s.cosign}, nodes.CosignAttestArgs("env://COSIGN_KEY", "/kafka-bootc/sbom.spdx.json")...), ref.Transport...)
 	if _, err := run.WithMountedFile("/kafka-bootc/sbom.spdx.json", sbom).WithExec(append(args, ref.Target)).Sync(ctx); err != nil {
 		return fmt.Errorf("attaching the SBOM of %s: %w", published, err)
 	}

@@ -170,7 +170,7 @@ func (c *Cluster) signingFiles() ([]File, error) {
 // the private key at key (a file, or env://VAR). It asks for what
 // containers/image reads: a signature in the legacy layout, a
 // sha256-<digest>.sig tag in the image's repository, which is cosign v2's
-// default (cosign v2.6.1 sign --help: --new-bundle-format=false,
+// default (cosign v2.6 sign --help: --new-bundle-format=false,
 // --use-signing-config=false); cosign 3 writes Sigstore bundles instead
 // unless told otherwise, so the flags are explicit. The signature goes to
 // no public transparency log: the nodes check it with the key alone.
@@ -244,4 +244,31 @@ func SamePublicKey(a, b string) (bool, error) {
 func CosignAttestArgs(key, predicate string) []string {
 	return []string{"attest", "--key", key, "--type", "spdxjson", "--predicate", predicate, "--replace",
 		"--tlog-upload=false", "--new-bundle-format=false", "--use-signing-config=false"}
+}
+
+// The signing tools' released images, pinned by digest (multi-arch
+// indexes), and where their binaries are, as the projects build them:
+// cosign with ko (.ko.yaml: gcr.io/distroless/static-debian12:nonroot as
+// the base; ko puts the binary at /ko-app/cosign), syft with goreleaser
+// (Dockerfile: FROM scratch with CA certificates, COPY syft /, WORKDIR
+// /tmp, ENTRYPOINT ["/syft"]).
+const (
+	DefaultCosignImage = "ghcr.io/sigstore/cosign/cosign:v2.6.3@sha256:4bedb8de1c5c1abd8dea60de704ba449402d238623fa8bb33d2ccaa9beffcbf5"
+	CosignImagePath    = "/ko-app/cosign"
+	DefaultSyftImage   = "docker.io/anchore/syft:v1.50.0@sha256:1288ea4c8b38767b4e620c1e312c8cb26b6e887a99b4f07ab6cd19fc6f225026"
+	SyftImagePath      = "/syft"
+)
+
+// CheckToolImage reports whether ref can stand for a signing tool's image
+// (a mirror of it, say): fully qualified and pinned by digest, since the
+// tool holds the signing key.
+func CheckToolImage(field, ref string) error {
+	named, err := parseQualified(ref)
+	if err != nil {
+		return fmt.Errorf("%s: %w", field, err)
+	}
+	if _, ok := named.(reference.Digested); !ok {
+		return fmt.Errorf("%s %q: must be pinned by digest (@sha256:...): the tool holds the signing key", field, ref)
+	}
+	return nil
 }

@@ -12,16 +12,40 @@ import (
 	"dagger/tests/internal/dagger"
 )
 
-// cosign is the cosign that kafka-bootc signs with, built the same way, and
-// registryAlias the name a registry service is bound under next to it.
+// cosign is the cosign that kafka-bootc signs with, built from its module.
 func cosign() *dagger.Container {
+	return goTool("github.com/sigstore/cosign/v2/cmd/cosign@v2.6.3")
+}
+
+// goTool is a Go program built from its module, as kafka-bootc's
+// --tools-from-source builds it.
+func goTool(module string) *dagger.Container {
 	return dag.Container().From("docker.io/library/golang:1.26").
 		WithMountedCache("/go/pkg/mod", dag.CacheVolume("kafka-bootc-go-mod")).
 		WithMountedCache("/root/.cache/go-build", dag.CacheVolume("kafka-bootc-go-build")).
 		WithEnvVariable("GOBIN", "/usr/local/bin").
-		WithExec([]string{"go", "install", "github.com/sigstore/cosign/v2/cmd/cosign@v2.6.1"}).
+		WithExec([]string{"go", "install", module}).
 		WithoutMount("/go/pkg/mod").
 		WithoutMount("/root/.cache/go-build")
+}
+
+// toolImages publishes stand-ins for sigstore's cosign image and anchore's
+// syft image to the registry, which the local engine cannot pull from
+// ghcr.io and docker.io: containers with the tools at the same paths
+// (/ko-app/cosign, /syft), pinned by the digests they are published
+// under.
+func toolImages(ctx context.Context, reg registry) (cosignRef, syftRef string, err error) {
+	base := dag.Container().From("docker.io/library/golang:1.26")
+	cosignImage := base.WithFile("/ko-app/cosign", cosign().File("/usr/local/bin/cosign"))
+	syftImage := base.WithFile("/syft", goTool("github.com/anchore/syft/cmd/syft@v1.57.1").File("/usr/local/bin/syft"))
+	tag := nonce()
+	if cosignRef, err = cosignImage.Publish(ctx, registryHost+"/e2e/cosign-standin:"+tag, dagger.ContainerPublishOpts{RegistryService: reg.svc}); err != nil {
+		return "", "", fmt.Errorf("publishing the cosign stand-in: %w", err)
+	}
+	if syftRef, err = syftImage.Publish(ctx, registryHost+"/e2e/syft-standin:"+tag, dagger.ContainerPublishOpts{RegistryService: reg.svc}); err != nil {
+		return "", "", fmt.Errorf("publishing the syft stand-in: %w", err)
+	}
+	return cosignRef, syftRef, nil
 }
 
 // Signing runs build-all with a cosign key and checks with cosign verify
@@ -42,11 +66,19 @@ func (m *Tests) Signing(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cosign generate-key-pair: %w", err)
 	}
+	// The tools come from their images, as by default, here the
+	// stand-ins'.
+	cosignRef, syftRef, err := toolImages(ctx, reg)
+	if err != nil {
+		return err
+	}
 	buildAll := func(step string) (map[string]string, error) {
 		out, err := cluster("signing", clusterOpts{}).BuildAll(ctx, dagger.KafkaBootcBuildAllOpts{
 			RegistryService: reg.svc,
 			SigningKey:      dag.SetSecret("e2e-cosign-key-"+nonce(), key),
 			SigningPassword: dag.SetSecret("e2e-cosign-password", password),
+			CosignImage:     cosignRef,
+			SyftImage:       syftRef,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("%s: build-all: %w", step, err)
@@ -114,9 +146,12 @@ func (m *Tests) Signing(ctx context.Context) error {
 // refused, so these nodes name one that nobody reaches.
 func keyChecks(ctx context.Context, mine, other *dagger.Directory, key, password string) error {
 	kb := clusterAt("registry.invalid/e2e", clusterOpts{signingPublicKey: other.File("cosign.pub")})
+	// The tools from their Go modules: the cluster's registry, where the
+	// stand-ins of their images would be, is one nobody reaches.
 	signing := dagger.KafkaBootcBuildAllOpts{
 		SigningKey:      dag.SetSecret("e2e-cosign-key-checks-"+nonce(), key),
 		SigningPassword: dag.SetSecret("e2e-cosign-password", password),
+		ToolsFromSource: true,
 	}
 	_, err := kb.BuildAll(ctx, signing)
 	if err == nil || !strings.Contains(err.Error(), "signing key: does not match the public key that the nodes trust") {

@@ -95,6 +95,9 @@ type KafkaBootcBuildAllOpts struct {
 	SigningPassword  *Secret
 	TrustedPublicKey *File
 	Format           string
+	CosignImage      string
+	SyftImage        string
+	ToolsFromSource  bool
 }
 
 // BuildAll is kafka-bootc's build-all function.
@@ -115,6 +118,15 @@ func (r *KafkaBootc) BuildAll(ctx context.Context, opts ...KafkaBootcBuildAllOpt
 		}
 		if !querybuilder.IsZeroValue(opts[i].Format) {
 			q = q.Arg("format", opts[i].Format)
+		}
+		if !querybuilder.IsZeroValue(opts[i].CosignImage) {
+			q = q.Arg("cosignImage", opts[i].CosignImage)
+		}
+		if !querybuilder.IsZeroValue(opts[i].SyftImage) {
+			q = q.Arg("syftImage", opts[i].SyftImage)
+		}
+		if !querybuilder.IsZeroValue(opts[i].ToolsFromSource) {
+			q = q.Arg("toolsFromSource", opts[i].ToolsFromSource)
 		}
 	}
 	var response string
