@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"dagger/kafka-bootc/internal/dagger"
+	"dagger/kafka-bootc/internal/pushcheck"
 	"dagger/kafka-bootc/nodes"
 
 	"github.com/sourcegraph/conc/pool"
@@ -97,7 +98,7 @@ func (m *KafkaBootc) BuildAll(
 	if signingKey != nil && !toolsFromSource {
 		upstream = append(upstream, cosignImage, syftImage)
 	}
-	if err := m.preflight(ctx, c, registryService, upstream...); err != nil {
+	if err := errors.Join(m.preflight(ctx, c, registryService, upstream...), m.checkPush(ctx, c, registryService)); err != nil {
 		return "", err
 	}
 	var sign *signer
@@ -176,6 +177,25 @@ func (m *KafkaBootc) BuildAll(
 		return "", err
 	}
 	return nodes.FormatPublished(format, results)
+}
+
+// checkPush asks the cluster's registry whether the module's logins may
+// push to every node's repository, before anything is built. A registry
+// that runs as a Dagger service is reached through Dagger alone, so it is
+// not asked: the publish itself finds a refusal there.
+func (m *KafkaBootc) checkPush(ctx context.Context, c *nodes.Cluster, registryService *dagger.Service) error {
+	if c.Registry == "" || registryService != nil {
+		return nil
+	}
+	logins, err := m.logins(ctx)
+	if err != nil {
+		return err
+	}
+	repos := make([]string, len(c.Nodes))
+	for i, n := range c.Nodes {
+		repos[i] = c.Registry + "/" + n.Name
+	}
+	return pushcheck.Check(ctx, repos, logins, nil)
 }
 
 // signingToolImages checks the signing tools' images that build-all was
