@@ -83,6 +83,8 @@ func cluster(namespace string, opts clusterOpts) *dagger.KafkaBootc {
 type clusterOpts struct {
 	// baseImage replaces the bootc base image.
 	baseImage string
+	// kafkaImage replaces the Kafka image.
+	kafkaImage string
 	// signingPublicKey is the key the node images are signed with.
 	signingPublicKey *dagger.File
 }
@@ -93,8 +95,14 @@ func clusterAt(registry string, opts clusterOpts) *dagger.KafkaBootc {
 	sum := sha256.Sum256([]byte(jmxJar))
 	file := fmt.Sprintf("version: 1\nregistry: %s\nbrokers:\n  count: 1\ncontrollers:\n  count: 1\nmetrics:\n  jmxExporter:\n    sha256: %s\n",
 		registry, hex.EncodeToString(sum[:]))
+	if opts.baseImage != "" || opts.kafkaImage != "" {
+		file += "images:\n"
+	}
 	if opts.baseImage != "" {
-		file += "images:\n  base: " + opts.baseImage + "\n"
+		file += "  base: " + opts.baseImage + "\n"
+	}
+	if opts.kafkaImage != "" {
+		file += "  kafka: " + opts.kafkaImage + "\n"
 	}
 	return dag.KafkaBootc(dagger.KafkaBootcOpts{
 		Cluster:          dag.Directory().WithNewFile("kafka-cluster.yaml", file).File("kafka-cluster.yaml"),
@@ -118,5 +126,6 @@ func (m *Tests) All(ctx context.Context) error {
 	p.Go(m.Health)
 	p.Go(m.Rollout)
 	p.Go(m.PrivateRegistry)
+	p.Go(m.Preflight)
 	return p.Wait()
 }

@@ -56,3 +56,24 @@ func (m *Tests) PrivateRegistry(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Preflight runs build-all with a Kafka tag that the registry does not
+// have: it fails before building anything, with an error that names the
+// tag, and the registry receives no image.
+// +cache="never"
+func (m *Tests) Preflight(ctx context.Context) error {
+	reg := newRegistry("kafka-bootc-e2e-preflight-" + nonce())
+	const missing = "docker.io/apache/kafka:4.4.99"
+	_, err := cluster("preflight", clusterOpts{kafkaImage: missing}).BuildAll(ctx, dagger.KafkaBootcBuildAllOpts{RegistryService: reg.svc})
+	if err == nil || !strings.Contains(err.Error(), missing) {
+		return fmt.Errorf("build-all with a missing Kafka tag: %v, want an error naming %s", err, missing)
+	}
+	repos, err := reg.run(ctx, "list repositories", "ls /var/lib/registry/docker/registry/v2/repositories/preflight 2>/dev/null || true")
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(repos) != "" {
+		return fmt.Errorf("build-all published before the pre-flight failed: %s", repos)
+	}
+	return nil
+}
