@@ -17,12 +17,6 @@ import (
 // new release with kafka-features.sh upgrade. Until then the nodes can go
 // back to the old image; after it they cannot.
 
-// finalizeTarget is the release that the cluster's Kafka image finalizes
-// to, "4.4" for docker.io/apache/kafka:4.4.0, and its version.
-func finalizeTarget(c *nodes.Cluster) (version, release string, err error) {
-	return c.KafkaVersion.String(), c.KafkaVersion.Release(), nil
-}
-
 // compareReleases compares two releases, major.minor, as numbers.
 func compareReleases(a, b string) int {
 	parse := func(r string) (int, int) {
@@ -44,9 +38,9 @@ func compareReleases(a, b string) int {
 // when the image's release is the newer. ok is false when either is not
 // known.
 func metadataGap(c *nodes.Cluster, rep health.Report) (finalized, release string, cmp int, ok bool) {
-	_, release, err := finalizeTarget(c)
+	release = c.KafkaVersion.Release()
 	finalized = rep.MetadataVersion.Finalized
-	if err != nil || finalized == "" {
+	if finalized == "" {
 		return finalized, release, 0, false
 	}
 	return finalized, release, compareReleases(health.Release(finalized), release), true
@@ -56,10 +50,6 @@ func metadataGap(c *nodes.Cluster, rep health.Report) (finalized, release string
 // it: nothing (done, true) when metadata.version is at the image's release
 // already, or why it cannot be done yet.
 func finalizeState(c *nodes.Cluster, rep health.Report) (done bool, err error) {
-	version, _, err := finalizeTarget(c)
-	if err != nil {
-		return false, err
-	}
 	_, _, cmp, ok := metadataGap(c, rep)
 	if !ok {
 		return false, errors.New("finalize: the cluster's metadata.version cannot be read (a node image from before finalizing existed does not allow it: roll the new images out first)")
@@ -67,6 +57,7 @@ func finalizeState(c *nodes.Cluster, rep health.Report) (done bool, err error) {
 	if cmp >= 0 {
 		return true, nil
 	}
+	version := c.KafkaVersion.String()
 	var behind []string
 	for _, r := range rep.Rows {
 		switch r.Version {
@@ -94,10 +85,7 @@ func Finalize(ctx context.Context, run health.Runner, c *nodes.Cluster, ns []hea
 }
 
 func (o Options) finalize(ctx context.Context, run health.Runner, c *nodes.Cluster, ns []health.Node, rep health.Report) (string, error) {
-	_, release, err := finalizeTarget(c)
-	if err != nil {
-		return "", err
-	}
+	release := c.KafkaVersion.Release()
 	done, err := finalizeState(c, rep)
 	if err != nil {
 		return "", err
