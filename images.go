@@ -40,15 +40,11 @@ func (m *KafkaBootc) base(c *nodes.Cluster, r nodes.Role, registry *dagger.Servi
 	if err != nil {
 		return nil, err
 	}
-	var from dagger.ContainerFromOpts
-	if registry != nil && c.OnRegistryHost(img.From) {
-		from.RegistryService = registry
-	}
 	given := map[string]*dagger.File{}
 	if m.JMXExporterJar != nil {
 		given[nodes.JMXAgentPath] = m.JMXExporterJar
 	}
-	return apply(m.pull(img.From, from), img, given), nil
+	return apply(m.pullVia(c, registry, img.From), img, given), nil
 }
 
 // NodeImage returns one node's image: its role's base plus the node's layer.

@@ -114,6 +114,17 @@ func (m *KafkaBootc) withAuthFile(ctx context.Context, ctr *dagger.Container, pa
 	return ctr.WithMountedSecret(path, secretOf("kafka-bootc-registry-auth", auth)), nil
 }
 
+// pullVia pulls an image with the module's logins; one on the cluster
+// registry's host comes from registry, when it is given, which stands in
+// for that host (see build-all).
+func (m *KafkaBootc) pullVia(c *nodes.Cluster, registry *dagger.Service, ref string) *dagger.Container {
+	var opts dagger.ContainerFromOpts
+	if registry != nil && c.OnRegistryHost(ref) {
+		opts.RegistryService = registry
+	}
+	return m.pull(ref, opts)
+}
+
 // preflight resolves every image reference that a call will use, all at
 // once and before anything is built: an image that does not exist, or that
 // its registry will not serve without a login, fails the call in seconds,
@@ -124,11 +135,7 @@ func (m *KafkaBootc) preflight(ctx context.Context, c *nodes.Cluster, registry *
 	p := pool.New()
 	for i, ref := range refs {
 		p.Go(func() {
-			var opts dagger.ContainerFromOpts
-			if registry != nil && c.OnRegistryHost(ref) {
-				opts.RegistryService = registry
-			}
-			if _, err := m.pull(ref, opts).ImageRef(ctx); err != nil {
+			if _, err := m.pullVia(c, registry, ref).ImageRef(ctx); err != nil {
 				failed[i] = nodes.Unresolved{Ref: ref, Err: err}
 			}
 		})

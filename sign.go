@@ -45,16 +45,11 @@ func (m *KafkaBootc) tools(c *nodes.Cluster, registryService *dagger.Service, fr
 		return signingTools{cosign: m.goTool(cosignModule), syft: m.goTool(syftModule),
 			cosignPath: "/usr/local/bin/cosign", syftPath: "/usr/local/bin/syft"}
 	}
-	pull := func(ref string) *dagger.Container {
-		var opts dagger.ContainerFromOpts
-		if registryService != nil && c.OnRegistryHost(ref) {
-			opts.RegistryService = registryService
-		}
-		return m.pull(ref, opts).WithUser("0")
-	}
 	return signingTools{
-		cosign: pull(cosignImage).WithEnvVariable("HOME", "/root"), cosignPath: nodes.CosignImagePath,
-		syft: pull(syftImage), syftPath: nodes.SyftImagePath,
+		cosign:     m.pullVia(c, registryService, cosignImage).WithUser("0").WithEnvVariable("HOME", "/root"),
+		cosignPath: nodes.CosignImagePath,
+		syft:       m.pullVia(c, registryService, syftImage).WithUser("0"),
+		syftPath:   nodes.SyftImagePath,
 	}
 }
 
