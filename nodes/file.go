@@ -68,7 +68,7 @@ type FileImages struct {
 	// Kafka release in the Kafka image (4.4.0), which decides the settings
 	// it is given; empty: the image's tag. Needed for an image pinned by
 	// digest alone.
-	KafkaVersion string `yaml:"kafkaVersion,omitempty" json:"kafkaVersion,omitempty"`
+	KafkaVersion string `yaml:"kafkaVersion,omitempty" json:"kafkaVersion,omitempty" pattern:"^([0-9]+\\.[0-9]+\\.[0-9]+)?$"`
 	// node-exporter image, bound to each node image, by the same rules.
 	Exporter string `yaml:"exporter,omitempty" json:"exporter,omitempty"`
 	// bootc-image-builder image; pin it by digest for repeatable disks.

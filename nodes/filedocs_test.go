@@ -78,6 +78,9 @@ func schemaOf(t *testing.T, typ reflect.Type, def reflect.Value, docs map[string
 			if e := f.Tag.Get("enum"); e != "" {
 				p["enum"] = strings.Split(e, ",")
 			}
+			if e := f.Tag.Get("pattern"); e != "" {
+				p["pattern"] = e
+			}
 		case reflect.Int:
 			p["type"] = "integer"
 			for _, b := range []string{"minimum", "maximum"} {
