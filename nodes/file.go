@@ -63,7 +63,9 @@ type FileImages struct {
 	// bootc base image every node image starts from.
 	Base string `yaml:"base,omitempty" json:"base,omitempty"`
 	// Kafka image, bound to each node image: fully qualified, pinned by a
-	// tag other than latest or by digest.
+	// tag other than latest or by digest. Keep this key: without it the
+	// cluster follows kafka-bootc's default, which moves to newer Kafka
+	// releases, and a rollout finalizes the move.
 	Kafka string `yaml:"kafka,omitempty" json:"kafka,omitempty"`
 	// Kafka release in the Kafka image (4.4.0), which decides the settings
 	// it is given; empty: the image's tag. Needed for an image pinned by
