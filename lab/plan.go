@@ -15,8 +15,8 @@ package lab
 
 import (
 	"errors"
-	"io"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"path/filepath"

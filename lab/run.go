@@ -301,8 +301,13 @@ func (l *Lab) WaitSSH(ctx context.Context, run Runner, timeout time.Duration, po
 					return nil
 				}
 				last = err
+				// A host key that differs, or a key the node refuses, will
+				// not change by waiting.
 				if strings.Contains(err.Error(), "does not match known_hosts") {
 					return fail(err)
+				}
+				if strings.Contains(err.Error(), "unable to authenticate") {
+					return fail(fmt.Errorf("refuses the SSH key (is it the key the disks were built with, and the disk user?): %v", err))
 				}
 				if time.Since(start) > timeout {
 					return fail(fmt.Errorf("no answer over SSH at %s within %s (last: %v)", vm.IP, timeout, last))
