@@ -280,6 +280,7 @@ func TestEveryDocumentedValueIsReachableFromGo(t *testing.T) {
 	receivers := map[string]reflect.Value{
 		"KafkaBootc": reflect.ValueOf(m),
 		"Running":    reflect.ValueOf(&Running{Parent: m}),
+		"Lab":        reflect.ValueOf(&Lab{Parent: m, Accel: "auto"}),
 	}
 	zeroMeaning := regexp.MustCompile(`(?i)\b(0|zero|empty|none|false)\b (means|leaves|turns|disables|removes)`)
 	checked := 0
@@ -345,6 +346,10 @@ func TestEveryFunctionStatesItsCachePolicy(t *testing.T) {
 		"RenewCertificates": "never",   // the same
 		"Finalize":          "never",   // the same
 		"Trust":             "never",   // the same
+		"Lab":               "",        // checks its arguments and the disks
+		"Smoke":             "never",   // boots machines
+		"Service":           "session", // starts from the Kafka image's tag
+		"Hosts":             "",        // depends on the cluster only
 	}
 	for _, fn := range functions(t) {
 		policy, ok := want[fn.name]

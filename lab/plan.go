@@ -72,6 +72,9 @@ type Options struct {
 	// SSHPortBase + n is where the lab forwards node n's SSH (n from 1,
 	// in the cluster's order).
 	SSHPortBase int
+	// DiskExists says whether a disk is there; nil looks in the file
+	// system.
+	DiskExists func(path string) bool
 }
 
 // Plan is what the lab runs.
@@ -127,6 +130,12 @@ func NewPlan(c *nodes.Cluster, o Options) (*Plan, error) {
 	}
 	if o.Accel == "" {
 		o.Accel = AccelAuto
+	}
+	if o.DiskExists == nil {
+		o.DiskExists = func(p string) bool {
+			fi, err := os.Stat(p)
+			return err == nil && fi.Mode().IsRegular()
+		}
 	}
 	if o.RunDir == "" {
 		return nil, errors.New("run dir: required")
@@ -186,7 +195,7 @@ func NewPlan(c *nodes.Cluster, o Options) (*Plan, error) {
 		if o.CPUs != 0 {
 			vm.CPUs = o.CPUs
 		}
-		if fi, err := os.Stat(vm.Disk); err != nil || !fi.Mode().IsRegular() {
+		if !o.DiskExists(vm.Disk) {
 			missing = append(missing, n.Name)
 		}
 		p.VMs = append(p.VMs, vm)

@@ -25,6 +25,7 @@ type (
 	ContainerWithMountedCacheOpts = sdk.ContainerWithMountedCacheOpts
 	ContainerPublishOpts          = sdk.ContainerPublishOpts
 	ContainerWithFileOpts         = sdk.ContainerWithFileOpts
+	ContainerWithDirectoryOpts    = sdk.ContainerWithDirectoryOpts
 	ContainerFromOpts             = sdk.ContainerFromOpts
 	ContainerAsServiceOpts        = sdk.ContainerAsServiceOpts
 	HTTPOpts                      = sdk.HTTPOpts
