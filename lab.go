@@ -14,6 +14,8 @@ import (
 	"dagger/kafka-bootc/internal/dagger"
 	"dagger/kafka-bootc/lab"
 	"dagger/kafka-bootc/nodes"
+
+	"github.com/distribution/reference"
 )
 
 // Where the lab's container finds what the module gives it.
@@ -54,6 +56,8 @@ type Lab struct {
 	CaCert *dagger.File
 	// +private
 	CaKey *dagger.Secret
+	// +private
+	Image string
 }
 
 // Lab boots the disks that disks wrote as a cluster of virtual machines.
@@ -101,6 +105,13 @@ func (m *KafkaBootc) Lab(
 	// The cluster CA's private key, for example file:./ca/ca.key.
 	// +optional
 	caKey *dagger.Secret,
+	// The image the lab runs in, for mirrors and air-gapped sites: it
+	// must hold qemu-system-x86_64, qemu-img, dnsmasq and ip, and for
+	// smoke's Kafka steps Kafka's tools in /opt/kafka/bin with a JRE. By
+	// default, the cluster's Kafka image with Alpine's qemu, dnsmasq and
+	// iproute2 packages added.
+	// +optional
+	image string,
 ) (*Lab, error) {
 	c, err := m.cluster()
 	if err != nil {
@@ -115,11 +126,16 @@ func (m *KafkaBootc) Lab(
 	if caCert != nil && !c.TLS {
 		return nil, errors.New("ca cert: the cluster is built with security: plaintext, whose listeners take no certificates; leave out --ca-cert and --ca-key")
 	}
+	if image != "" {
+		if _, err := reference.ParseNormalizedNamed(image); err != nil {
+			return nil, fmt.Errorf("image %q: not an image reference (%v)", image, err)
+		}
+	}
 	found, err := disks.Glob(ctx, "*/"+lab.DiskPath)
 	if err != nil {
 		return nil, fmt.Errorf("disks: %w", err)
 	}
-	l := &Lab{Parent: m, Disks: disks, Identity: identity, KnownHosts: knownHosts, Memory: memory, Cpus: cpus, Accel: accel, CaCert: caCert, CaKey: caKey}
+	l := &Lab{Parent: m, Disks: disks, Identity: identity, KnownHosts: knownHosts, Memory: memory, Cpus: cpus, Accel: accel, CaCert: caCert, CaKey: caKey, Image: image}
 	if _, err := l.plan(c, found); err != nil {
 		return nil, err
 	}
@@ -315,7 +331,11 @@ func (l *Lab) container(ctx context.Context) (*dagger.Container, error) {
 		File("/out/kafka-bootc-lab")
 	ctr := m.pull(c.KafkaImage).
 		WithUser("root").
-		WithExec(append([]string{"apk", "add", "--no-cache"}, labPackages...)).
+		WithExec(append([]string{"apk", "add", "--no-cache"}, labPackages...))
+	if l.Image != "" {
+		ctr = m.pull(l.Image).WithUser("root")
+	}
+	ctr = ctr.
 		WithFile(labBin, bin).
 		WithNewFile(labSpec, m.Spec).
 		WithMountedDirectory(labDisks, l.Disks).

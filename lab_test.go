@@ -25,7 +25,10 @@ func TestTheLabsArgumentsAreCheckedBeforeItBoots(t *testing.T) {
 	if _, err := l.plan(c, l.allDisks(c)); err == nil || !strings.Contains(err.Error(), "memory 100 MiB") {
 		t.Errorf("memory 100: %v", err)
 	}
-	if _, err := m.Lab(t.Context(), nil, nil, nil, 0, 0, "qemu", nil, nil); err == nil || !strings.Contains(err.Error(), `accel "qemu"`) {
+	if _, err := m.Lab(t.Context(), nil, nil, nil, 0, 0, "auto", nil, nil, "Not An Image"); err == nil || !strings.Contains(err.Error(), `image "Not An Image": not an image reference`) {
+		t.Errorf("image: %v", err)
+	}
+	if _, err := m.Lab(t.Context(), nil, nil, nil, 0, 0, "qemu", nil, nil, ""); err == nil || !strings.Contains(err.Error(), `accel "qemu"`) {
 		t.Errorf("accel qemu: %v", err)
 	}
 }

@@ -1,7 +1,7 @@
 // Package bootdisktest makes the lab's test disks: tiny disks that boot
 // under qemu without KVM, with SSH for a given key, the given hostname,
 // an address by DHCP and a line of text on port 9092 (make-disk.sh says
-// what they are, and are not).
+// what they are, and are not): tests/bootdisk/make-disk.sh.
 package bootdisktest
 
 import (
@@ -35,7 +35,8 @@ func Require(t testing.TB) {
 func Disk(t testing.TB, name, hostname, pubKey, out string, extra ...string) {
 	t.Helper()
 	_, self, _, _ := runtime.Caller(0)
-	script := filepath.Join(filepath.Dir(self), "make-disk.sh")
+	// The tests module makes the same disks in the engine.
+	script := filepath.Join(filepath.Dir(self), "..", "..", "tests", "bootdisk", "make-disk.sh")
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		t.Fatal(err)
 	}

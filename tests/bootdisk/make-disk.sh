@@ -3,7 +3,8 @@
 #
 # The lab's test disks. This is the team's stand-in disk maker
 # (fixtures/bootdisk/make-disk.sh of the shared workspace), kept here so
-# that CI, which has only this repository, can make them. One change: the
+# that CI, which has only this repository, and the tests module can make
+# them. One change: the
 # first network card takes its address, router and name server by DHCP
 # (busybox udhcpc, sending the disk's hostname), as a bootc disk does with
 # NetworkManager, where the original set a static 10.0.2.15. ETH1_IP is
