@@ -2,9 +2,9 @@
 // cluster is published to a registry that runs as a Dagger service, pulled
 // back and inspected; reruns are checked against what the registry holds
 // and what it was sent; one node's disk is built with bootc-image-builder
-// and inspected with qemu-img; and health and rollout run over SSH against
+// and inspected with qemu-img; health and rollout run over SSH against
 // stand-in nodes (real sshd and sudo, stand-in bootc, podman and
-// systemctl).
+// systemctl); and the lab boots stand-in disks under qemu.
 //
 // Run them with: dagger call -m tests all
 package main
@@ -127,5 +127,6 @@ func (m *Tests) All(ctx context.Context) error {
 	p.Go(m.Rollout)
 	p.Go(m.PrivateRegistry)
 	p.Go(m.Preflight)
+	p.Go(m.Lab)
 	return p.Wait()
 }

@@ -222,3 +222,65 @@ func (r *KafkaBootcRunning) Rollout(ctx context.Context, opts ...KafkaBootcRunni
 	q = q.Bind(&response)
 	return response, q.Execute(ctx)
 }
+
+// KafkaBootcLabOpts are lab's optional arguments that the tests use.
+type KafkaBootcLabOpts struct {
+	KnownHosts *File
+	Memory     int
+	Cpus       int
+	Accel      string
+	Image      string
+}
+
+// KafkaBootcLab is kafka-bootc's lab.
+type KafkaBootcLab struct{ query *querybuilder.Selection }
+
+// Lab is kafka-bootc's lab function.
+func (r *KafkaBootc) Lab(disks *Directory, identity *Secret, opts ...KafkaBootcLabOpts) *KafkaBootcLab {
+	q := r.query.Select("lab")
+	for i := len(opts) - 1; i >= 0; i-- {
+		if !querybuilder.IsZeroValue(opts[i].KnownHosts) {
+			q = q.Arg("knownHosts", opts[i].KnownHosts)
+		}
+		if !querybuilder.IsZeroValue(opts[i].Memory) {
+			q = q.Arg("memory", opts[i].Memory)
+		}
+		if !querybuilder.IsZeroValue(opts[i].Cpus) {
+			q = q.Arg("cpus", opts[i].Cpus)
+		}
+		if !querybuilder.IsZeroValue(opts[i].Accel) {
+			q = q.Arg("accel", opts[i].Accel)
+		}
+		if !querybuilder.IsZeroValue(opts[i].Image) {
+			q = q.Arg("image", opts[i].Image)
+		}
+	}
+	q = q.Arg("disks", disks)
+	q = q.Arg("identity", identity)
+	return &KafkaBootcLab{query: q}
+}
+
+// KafkaBootcLabSmokeOpts are smoke's optional arguments that the tests
+// use.
+type KafkaBootcLabSmokeOpts struct {
+	BootTimeout int
+}
+
+// Smoke is the lab's smoke function.
+func (r *KafkaBootcLab) Smoke(ctx context.Context, opts ...KafkaBootcLabSmokeOpts) (string, error) {
+	q := r.query.Select("smoke")
+	for i := len(opts) - 1; i >= 0; i-- {
+		if !querybuilder.IsZeroValue(opts[i].BootTimeout) {
+			q = q.Arg("bootTimeout", opts[i].BootTimeout)
+		}
+	}
+	var response string
+	q = q.Bind(&response)
+	return response, q.Execute(ctx)
+}
+
+// Service is the lab's service function.
+func (r *KafkaBootcLab) Service() *Service {
+	q := r.query.Select("service")
+	return (&sdk.Service{}).WithGraphQLQuery(q)
+}
