@@ -75,6 +75,10 @@ type Options struct {
 	// DiskExists says whether a disk is there; nil looks in the file
 	// system.
 	DiskExists func(path string) bool
+	// Outbound routes the VMs' traffic beyond the lab, masqueraded, and
+	// forwards their DNS queries for other names: what a rollout needs to
+	// reach the registry. Without it, the lab's network is closed.
+	Outbound bool
 }
 
 // Plan is what the lab runs.
@@ -99,6 +103,8 @@ type Plan struct {
 	// Warnings are what the user should know but that does not stop the
 	// lab, such as a VM smaller than its Kafka heap needs.
 	Warnings []string
+	// Outbound: see Options.
+	Outbound bool
 }
 
 // VM is one node's virtual machine.
@@ -161,7 +167,7 @@ func NewPlan(c *nodes.Cluster, o Options) (*Plan, error) {
 		return nil, fmt.Errorf("ssh port base %d: must be from 1024 to %d", o.SSHPortBase, 65535-len(c.Nodes))
 	}
 	p := &Plan{Bridge: o.Bridge, Prefix: prefix, Gateway: prefix.Addr().Next(), Domain: c.Domain, RunDir: o.RunDir,
-		KafkaPort: c.Roles[nodes.Broker].Port, TLS: c.TLS}
+		KafkaPort: c.Roles[nodes.Broker].Port, TLS: c.TLS, Outbound: o.Outbound}
 	if p.Accel, p.AccelWhy, err = chooseAccel(o.Accel, kvmUsable); err != nil {
 		return nil, err
 	}
@@ -290,18 +296,27 @@ func (p *Plan) HostsLines(host string) string {
 }
 
 // DnsmasqArgs runs dnsmasq on the bridge, in the foreground: each VM's
-// address by DHCP, for its MAC only, and DNS for the nodes' names alone.
-// Nothing is forwarded: the lab's network is closed, as the disks hold
-// every image the nodes run.
+// address by DHCP, for its MAC only, and DNS for the nodes' names. A
+// closed lab forwards nothing, as the disks hold every image the nodes
+// run, and gives no router; with Outbound the lab is the VMs' router, and
+// dnsmasq forwards other names to the lab's own name servers (the
+// cluster's domain and bare names stay local).
 func (p *Plan) DnsmasqArgs() []string {
 	args := []string{
 		"dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
 		"--interface=" + p.Bridge, "--bind-interfaces", "--except-interface=lo",
-		"--no-resolv", "--no-hosts", "--local=/#/", "--domain-needed",
+		"--no-hosts", "--domain-needed", "--bogus-priv",
 		"--dhcp-authoritative", "--dhcp-range=" + p.Prefix.Addr().String() + ",static," + netmask(p.Prefix) + ",infinite",
-		"--dhcp-option=option:router",
 		"--dhcp-leasefile=" + filepath.Join(p.RunDir, "dnsmasq.leases"),
 		"--log-facility=" + filepath.Join(p.RunDir, "dnsmasq.log"), "--log-dhcp",
+	}
+	if p.Outbound {
+		args = append(args, "--dhcp-option=option:router,"+p.Gateway.String())
+		if p.Domain != "" {
+			args = append(args, "--local=/"+p.Domain+"/")
+		}
+	} else {
+		args = append(args, "--no-resolv", "--local=/#/", "--dhcp-option=option:router")
 	}
 	if p.Domain != "" {
 		args = append(args, "--domain="+p.Domain)
@@ -312,6 +327,17 @@ func (p *Plan) DnsmasqArgs() []string {
 			fmt.Sprintf("--host-record=%s,%s", strings.Join(vm.Names(), ","), vm.IP))
 	}
 	return args
+}
+
+// NATRules are the iptables rules that make the lab the VMs' router:
+// their traffic forwarded and masqueraded as the lab's own. Each is the
+// rule's specification, after "-A" to add it or "-D" to delete it.
+func (p *Plan) NATRules() [][]string {
+	return [][]string{
+		{"-t", "nat", "POSTROUTING", "-s", p.Prefix.String(), "!", "-o", p.Bridge, "-j", "MASQUERADE"},
+		{"-t", "filter", "FORWARD", "-i", p.Bridge, "!", "-o", p.Bridge, "-j", "ACCEPT"},
+		{"-t", "filter", "FORWARD", "-o", p.Bridge, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"},
+	}
 }
 
 func netmask(p netip.Prefix) string {

@@ -161,9 +161,18 @@ func TestDnsmasqTakesTheLabsConfiguration(t *testing.T) {
 		t.Fatal(err)
 	}
 	args := p.DnsmasqArgs()
-	out, err := exec.Command(bin, append([]string{"--test"}, args[1:]...)...).CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "syntax check OK") {
-		t.Fatalf("dnsmasq --test: %v\n%s", err, out)
+	outbound := *p
+	outbound.Outbound = true
+	for _, a := range [][]string{args, outbound.DnsmasqArgs()} {
+		out, err := exec.Command(bin, append([]string{"--test"}, a[1:]...)...).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "syntax check OK") {
+			t.Fatalf("dnsmasq --test: %v\n%s", err, out)
+		}
+	}
+	closed, open := strings.Join(args, " "), strings.Join(outbound.DnsmasqArgs(), " ")
+	if !strings.Contains(closed, "--no-resolv --local=/#/ --dhcp-option=option:router ") || strings.Contains(open, "--no-resolv") ||
+		!strings.Contains(open, "--dhcp-option=option:router,192.168.213.1 --local=/kafka.example.com/") {
+		t.Errorf("a closed lab must forward nothing and give no router, an outbound one both:\n%s\n%s", closed, open)
 	}
 	all := strings.Join(args, "\n")
 	for _, want := range []string{

@@ -32,7 +32,9 @@ type Lab struct {
 	log  io.Writer
 
 	mu      sync.Mutex
-	links   []string // network interfaces made, to delete
+	links   []string   // network interfaces made, to delete
+	rules   [][]string // iptables rules added, to delete
+	forward string     // ip_forward before the lab set it, to restore
 	procs   []*proc
 	qemu    map[string]*proc
 	stopped bool
@@ -54,13 +56,17 @@ var Tools = []string{"ip", "dnsmasq", "qemu-img", "qemu-system-x86_64"}
 // not wait for them. On an error it undoes what it did.
 func Start(ctx context.Context, p *Plan, log io.Writer) (l *Lab, err error) {
 	var missing []string
-	for _, t := range Tools {
+	tools := Tools
+	if p.Outbound {
+		tools = append(slices.Clone(tools), "iptables")
+	}
+	for _, t := range tools {
 		if _, err := exec.LookPath(t); err != nil {
 			missing = append(missing, t)
 		}
 	}
 	if len(missing) > 0 {
-		return nil, fmt.Errorf("lab: %s not found on PATH (qemu-system-x86, qemu-utils, dnsmasq and iproute2 provide them)", strings.Join(missing, ", "))
+		return nil, fmt.Errorf("lab: %s not found on PATH (qemu-system-x86, qemu-utils, dnsmasq, iproute2 and iptables provide them)", strings.Join(missing, ", "))
 	}
 	if err := os.MkdirAll(p.RunDir, 0o755); err != nil {
 		return nil, err
@@ -92,6 +98,11 @@ func Start(ctx context.Context, p *Plan, log io.Writer) (l *Lab, err error) {
 			return nil, err
 		}
 	}
+	if p.Outbound {
+		if err := l.route(ctx); err != nil {
+			return nil, err
+		}
+	}
 	dns, err := l.spawn("dnsmasq", p.DnsmasqArgs())
 	if err != nil {
 		return nil, err
@@ -112,6 +123,32 @@ func Start(ctx context.Context, p *Plan, log io.Writer) (l *Lab, err error) {
 		l.qemu[vm.Node.Name] = q
 	}
 	return l, nil
+}
+
+// route makes the lab the VMs' router: IPv4 forwarding on, and the
+// plan's NAT rules, each remembered to undo.
+func (l *Lab) route(ctx context.Context) error {
+	const forward = "/proc/sys/net/ipv4/ip_forward"
+	was, err := os.ReadFile(forward)
+	if err != nil {
+		return fmt.Errorf("outbound: %w", err)
+	}
+	if err := os.WriteFile(forward, []byte("1\n"), 0o644); err != nil {
+		return fmt.Errorf("outbound: turning IPv4 forwarding on: %w", err)
+	}
+	l.mu.Lock()
+	l.forward = string(was)
+	l.mu.Unlock()
+	for _, r := range l.Plan.NATRules() {
+		args := append([]string{r[0], r[1], "-A"}, r[2:]...)
+		if out, err := exec.CommandContext(ctx, "iptables", args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("outbound: iptables %s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
+		}
+		l.mu.Lock()
+		l.rules = append(l.rules, r)
+		l.mu.Unlock()
+	}
+	return nil
 }
 
 func netip4(addr string, bits int) string { return fmt.Sprintf("%s/%d", addr, bits) }
@@ -207,7 +244,7 @@ func (l *Lab) Stop() {
 		return
 	}
 	l.stopped = true
-	procs, links := l.procs, l.links
+	procs, links, rules, forward := l.procs, l.links, l.rules, l.forward
 	l.mu.Unlock()
 	for _, p := range procs {
 		p.cmd.Process.Signal(syscall.SIGTERM)
@@ -222,6 +259,13 @@ func (l *Lab) Stop() {
 	}
 	for i := len(links) - 1; i >= 0; i-- {
 		exec.Command("ip", "link", "del", links[i]).Run()
+	}
+	for i := len(rules) - 1; i >= 0; i-- {
+		r := rules[i]
+		exec.Command("iptables", append([]string{r[0], r[1], "-D"}, r[2:]...)...).Run()
+	}
+	if forward != "" {
+		os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte(forward), 0o644)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -228,4 +229,73 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(standIn.dir)
 	}
 	os.Exit(code)
+}
+
+// TestOutboundRoutesTheVMsBeyondTheLab: with Outbound, a VM reaches a
+// server in another network namespace that has no route back to the lab's
+// network, so only the lab's masquerading can carry the answer; Stop
+// takes the rules and the forwarding back.
+func TestOutboundRoutesTheVMsBeyondTheLab(t *testing.T) {
+	bootdisktest.Require(t)
+	for _, tool := range []string{"iptables", "busybox"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("skipped: %s is not installed", tool)
+		}
+	}
+	c := standInCluster(t)
+	dir, key := standInDisks(t, c)
+	// The upstream: a namespace behind a veth pair, serving one file.
+	ns := fmt.Sprintf("kbo%d", os.Getpid()%100000)
+	sh := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	sh("ip", "netns", "add", ns)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	sh("ip", "link", "add", ns+"h", "type", "veth", "peer", "name", ns+"n")
+	t.Cleanup(func() { exec.Command("ip", "link", "del", ns+"h").Run() })
+	sh("ip", "link", "set", ns+"n", "netns", ns)
+	sh("ip", "addr", "add", "198.18.77.1/30", "dev", ns+"h")
+	sh("ip", "link", "set", ns+"h", "up")
+	sh("ip", "netns", "exec", ns, "ip", "addr", "add", "198.18.77.2/30", "dev", ns+"n")
+	sh("ip", "netns", "exec", ns, "ip", "link", "set", ns+"n", "up")
+	www := t.TempDir()
+	os.WriteFile(filepath.Join(www, "index.html"), []byte("upstream\n"), 0o644)
+	httpd := exec.Command("ip", "netns", "exec", ns, "busybox", "httpd", "-f", "-p", "7777", "-h", www)
+	if err := httpd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { httpd.Process.Kill(); httpd.Wait() })
+	forwardBefore, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
+
+	p, err := NewPlan(c, Options{Disks: dir, RunDir: t.TempDir(), MemoryMiB: 256, CPUs: 1, Accel: AccelTCG, Outbound: true,
+		Bridge: fmt.Sprintf("kbt%dc", os.Getpid()%100000), Subnet: "192.168.216.0/24"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	l, err := Start(ctx, p, testLog{t})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Stop()
+	run := labSSH(t, p, key)
+	if _, err := l.WaitSSH(ctx, run, 3*time.Minute, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	out, err := run.RunInput(ctx, p.VMs[0].IP.String(), []string{"nc", "-w", "10", "198.18.77.2", "7777"}, []byte("GET / HTTP/1.0\r\n\r\n"))
+	if err != nil || !strings.HasSuffix(string(out), "\r\n\r\nupstream\n") {
+		t.Errorf("a VM fetching from beyond the lab: %q %v", out, err)
+	}
+	l.Stop()
+	rules, _ := exec.Command("iptables", "-t", "nat", "-S", "POSTROUTING").CombinedOutput()
+	if strings.Contains(string(rules), p.Prefix.String()) {
+		t.Errorf("the masquerade rule is left after Stop:\n%s", rules)
+	}
+	if after, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward"); string(after) != string(forwardBefore) {
+		t.Errorf("ip_forward is %q after Stop, %q before", after, forwardBefore)
+	}
 }
