@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"dagger/kafka-bootc/health"
 	"dagger/kafka-bootc/internal/dagger"
 	"dagger/kafka-bootc/lab"
 	"dagger/kafka-bootc/nodes"
@@ -26,14 +27,15 @@ const (
 	labKnownHosts = "/etc/kafka-bootc-lab/known_hosts"
 	labClient     = "/run/secrets/kafka-bootc-lab/client.properties"
 	labCACert     = "/etc/kafka-bootc-lab/ca.crt"
+	labUpgrade    = "/etc/kafka-bootc-lab/upgrade"
 	labRun        = "/var/lib/kafka-bootc-lab"
 	labBin        = "/usr/local/bin/kafka-bootc-lab"
 )
 
 // labPackages are the Alpine packages the lab adds to the cluster's Kafka
 // image (apache/kafka is eclipse-temurin's Alpine JRE image, with Kafka's
-// tools in /opt/kafka/bin): qemu, its disk tool, dnsmasq and ip.
-var labPackages = []string{"qemu-system-x86_64", "qemu-img", "dnsmasq", "iproute2"}
+// tools in /opt/kafka/bin): qemu, its disk tool, dnsmasq, ip and iptables.
+var labPackages = []string{"qemu-system-x86_64", "qemu-img", "dnsmasq", "iproute2", "iptables"}
 
 // Lab is the cluster's disks booted as virtual machines with qemu, in one
 // privileged container of the engine.
@@ -58,6 +60,8 @@ type Lab struct {
 	CaKey *dagger.Secret
 	// +private
 	Image string
+	// +private
+	Outbound bool
 }
 
 // Lab boots the disks that disks wrote as a cluster of virtual machines.
@@ -105,8 +109,14 @@ func (m *KafkaBootc) Lab(
 	// The cluster CA's private key, for example file:./ca/ca.key.
 	// +optional
 	caKey *dagger.Secret,
+	// Route the VMs' traffic beyond the lab, masqueraded, and answer
+	// their DNS for other names: what they need to reach a registry, as a
+	// rollout does. Without it, the lab's network reaches nothing else.
+	// smoke --upgrade turns it on.
+	// +optional
+	outbound bool,
 	// The image the lab runs in, for mirrors and air-gapped sites: it
-	// must hold qemu-system-x86_64, qemu-img, dnsmasq and ip, and for
+	// must hold qemu-system-x86_64, qemu-img, dnsmasq, ip and iptables, and for
 	// smoke's Kafka steps Kafka's tools in /opt/kafka/bin with a JRE. By
 	// default, the cluster's Kafka image with Alpine's qemu, dnsmasq and
 	// iproute2 packages added.
@@ -171,8 +181,9 @@ func (l *Lab) plan(c *nodes.Cluster, found []string) (*lab.Plan, error) {
 // that a client of another CA is refused, reboots a broker and reads the
 // records again. It prints a table of the steps and their seconds, and
 // fails at the first step that fails, with the last lines of the node's
-// serial console. Steps that need a real Kafka are reported as skipped on
-// disks that are not bootc systems.
+// serial console. With --upgrade, it ends by rolling the lab onto those
+// images with rollout and reading the records back. Steps that need a real
+// Kafka are reported as skipped on disks that are not bootc systems.
 //
 // Never cached: it boots machines.
 // +cache="never"
@@ -188,12 +199,22 @@ func (l *Lab) Smoke(
 	// Records to write and read back.
 	// +default=100
 	records int,
+	// Images to roll the lab onto at the end, as build-all printed them
+	// (text or --format json): rollout moves every node onto its image, with
+	// its health gates, and the records must still be there. The VMs then
+	// reach the registry through the lab (as with --outbound); each node
+	// logs in with its own pull secret.
+	// +optional
+	upgrade string,
 ) (string, error) {
 	if bootTimeout < 1 || healthTimeout < 1 {
 		return "", errors.New("boot timeout, health timeout: must be at least 1 second")
 	}
 	if records < 1 || records > 100000 {
 		return "", fmt.Errorf("records %d: must be from 1 to 100000", records)
+	}
+	if _, err := health.ParsePublished(upgrade); err != nil {
+		return "", fmt.Errorf("upgrade: %w", err)
 	}
 	ctr, err := l.container(ctx)
 	if err != nil {
@@ -203,6 +224,10 @@ func (l *Lab) Smoke(
 		"-health-timeout", strconv.Itoa(healthTimeout)+"s", "-records", strconv.Itoa(records))
 	if l.CaCert != nil {
 		args = append(args, "-client-config", labClient, "-ca-cert", labCACert)
+	}
+	if upgrade != "" {
+		ctr = ctr.WithNewFile(labUpgrade, upgrade)
+		args = append(args, "-upgrade", labUpgrade)
 	}
 	run := ctr.
 		WithEnvVariable("KAFKA_BOOTC_LAB_RUN", time.Now().Format(time.RFC3339Nano)).
@@ -308,6 +333,9 @@ func (l *Lab) args(verb string) []string {
 	}
 	if l.KnownHosts != nil {
 		args = append(args, "-known-hosts", labKnownHosts)
+	}
+	if l.Outbound {
+		args = append(args, "-outbound")
 	}
 	return args
 }

@@ -25,10 +25,10 @@ func TestTheLabsArgumentsAreCheckedBeforeItBoots(t *testing.T) {
 	if _, err := l.plan(c, l.allDisks(c)); err == nil || !strings.Contains(err.Error(), "memory 100 MiB") {
 		t.Errorf("memory 100: %v", err)
 	}
-	if _, err := m.Lab(t.Context(), nil, nil, nil, 0, 0, "auto", nil, nil, "Not An Image"); err == nil || !strings.Contains(err.Error(), `image "Not An Image": not an image reference`) {
+	if _, err := m.Lab(t.Context(), nil, nil, nil, 0, 0, "auto", nil, nil, false, "Not An Image"); err == nil || !strings.Contains(err.Error(), `image "Not An Image": not an image reference`) {
 		t.Errorf("image: %v", err)
 	}
-	if _, err := m.Lab(t.Context(), nil, nil, nil, 0, 0, "qemu", nil, nil, ""); err == nil || !strings.Contains(err.Error(), `accel "qemu"`) {
+	if _, err := m.Lab(t.Context(), nil, nil, nil, 0, 0, "qemu", nil, nil, false, ""); err == nil || !strings.Contains(err.Error(), `accel "qemu"`) {
 		t.Errorf("accel qemu: %v", err)
 	}
 }
@@ -36,11 +36,14 @@ func TestTheLabsArgumentsAreCheckedBeforeItBoots(t *testing.T) {
 // TestTheLabsCommandLine: what lab was given reaches kafka-bootc-lab.
 func TestTheLabsCommandLine(t *testing.T) {
 	m := moduleFor(t, "version: 1\n")
-	l := &Lab{Parent: m, Accel: "tcg", Memory: 1024, Cpus: 1}
+	l := &Lab{Parent: m, Accel: "tcg", Memory: 1024, Cpus: 1, Outbound: true}
 	got := strings.Join(l.args("smoke"), " ")
-	want := "/usr/local/bin/kafka-bootc-lab smoke -spec /etc/kafka-bootc-lab/spec.json -disks /disks -run /var/lib/kafka-bootc-lab -identity /run/secrets/kafka-bootc-lab/identity -accel tcg -memory 1024 -cpus 1"
+	want := "/usr/local/bin/kafka-bootc-lab smoke -spec /etc/kafka-bootc-lab/spec.json -disks /disks -run /var/lib/kafka-bootc-lab -identity /run/secrets/kafka-bootc-lab/identity -accel tcg -memory 1024 -cpus 1 -outbound"
 	if got != want {
 		t.Errorf("args:\n%s\nwant:\n%s", got, want)
+	}
+	if _, err := l.Smoke(t.Context(), 900, 900, 100, "kafka-broker-1 quay.io/me/kafka-broker-1:latest"); err == nil || !strings.Contains(err.Error(), "upgrade: ") {
+		t.Errorf("an upgrade not pinned by digest: %v", err)
 	}
 	hosts, err := l.Hosts()
 	if err != nil {

@@ -14,6 +14,9 @@ import (
 
 	"dagger/kafka-bootc/health"
 	"dagger/kafka-bootc/nodes"
+	"dagger/kafka-bootc/rollout"
+
+	"github.com/distribution/reference"
 )
 
 // Step results.
@@ -86,6 +89,10 @@ type Smoke struct {
 	Kafka Kafka
 	// Records is how many records the Kafka steps write and read back.
 	Records int
+	// Upgrade maps node names to the images to roll the lab onto at the
+	// end (as build-all printed them, pinned by digest); none skips the
+	// rollout step. The VMs must reach the registry (Options.Outbound).
+	Upgrade map[string]string
 	// BootTimeout bounds each VM's boot to SSH; HealthTimeout the wait for
 	// a healthy cluster, after the boot and after the reboot.
 	BootTimeout, HealthTimeout, Poll time.Duration
@@ -118,6 +125,42 @@ func (s Smoke) Start(ctx context.Context) (*Lab, Report) {
 		}
 	}
 	kafkaSteps := []string{"topic", "produce and consume", "other CA refused", "broker reboot keeps data"}
+	// rolloutStep ends the smoke test: the lab onto the upgrade's images,
+	// node by node, with rollout's own health gates, and the records read
+	// back after it.
+	rolloutStep := func(wrote bool, records []string, topic string, targets []health.Node) {
+		if len(s.Upgrade) == 0 {
+			skip("no images to upgrade to", "rollout")
+			return
+		}
+		step("rollout", func() (string, error) {
+			for i := range targets {
+				ref := s.Upgrade[targets[i].Node.Name]
+				if ref == "" {
+					return "", fmt.Errorf("no image to upgrade %s to", targets[i].Node.Name)
+				}
+				named, err := reference.ParseNormalizedNamed(ref)
+				d, ok := named.(reference.Digested)
+				if err != nil || !ok {
+					return "", fmt.Errorf("%s: %q is not pinned by digest", targets[i].Node.Name, ref)
+				}
+				targets[i].Published = d.Digest().String()
+			}
+			out, err := rollout.Run(ctx, s.Run, s.Cluster, targets, rollout.Options{Timeout: s.HealthTimeout, Poll: s.Poll, Log: s.Log})
+			if err != nil {
+				return "", err
+			}
+			detail := lastLine(out)
+			if wrote {
+				got, err := readBack(ctx, s.Kafka, topic, records)
+				if err != nil {
+					return "", fmt.Errorf("after the rollout: %w", err)
+				}
+				detail += "; " + got
+			}
+			return detail, nil
+		})
+	}
 
 	step("boot", func() (string, error) {
 		var err error
@@ -154,17 +197,21 @@ func (s Smoke) Start(ctx context.Context) (*Lab, Report) {
 		return l, rep
 	}
 	if !bootc {
-		skip("needs bootc disks that run Kafka", append([]string{"health"}, kafkaSteps...)...)
+		skip("needs bootc disks that run Kafka", append(append([]string{"health"}, kafkaSteps...), "rollout")...)
 		return l, rep
 	}
 	targets := s.targets()
 	step("health", func() (string, error) { return WaitHealthy(ctx, s.Run, s.Cluster, targets, s.HealthTimeout, s.Poll) })
-	if s.Kafka == nil {
-		skip("no client: give the cluster CA's certificate and key", kafkaSteps...)
+	if rep.Err != nil {
 		return l, rep
 	}
-	if !s.Cluster.TLS {
-		skip("the cluster is plaintext: these steps check mutual TLS", kafkaSteps...)
+	if s.Kafka == nil || !s.Cluster.TLS {
+		why := "no client: give the cluster CA's certificate and key"
+		if !s.Cluster.TLS {
+			why = "the cluster is plaintext: these steps check mutual TLS"
+		}
+		skip(why, kafkaSteps...)
+		rolloutStep(false, nil, "", targets)
 		return l, rep
 	}
 	topic := fmt.Sprintf("kafka-bootc-smoke-%d", time.Now().Unix())
@@ -202,7 +249,15 @@ func (s Smoke) Start(ctx context.Context) (*Lab, Report) {
 		got, err := readBack(ctx, s.Kafka, topic, records)
 		return broker.Node.Name + " rebooted; " + got, err
 	})
+	if rep.Err == nil {
+		rolloutStep(true, records, topic, targets)
+	}
 	return l, rep
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
 }
 
 func (s Smoke) targets() []health.Node {

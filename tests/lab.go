@@ -119,12 +119,12 @@ func standInDisks(keys *dagger.Directory, size int, kcmdline string) (*dagger.Di
 }
 
 // labImage publishes an image for lab --image to the local engine's
-// registry: Debian's qemu, dnsmasq and iproute2. The default lab image
+// registry: Debian's qemu, dnsmasq, iproute2 and iptables. The default lab image
 // adds Alpine's packages to the cluster's Kafka image, which the local
 // engine's stand-in for apache/kafka is not.
 func labImage(ctx context.Context) (string, error) {
 	ref, err := dag.Container().From(toolsImage).
-		WithExec([]string{"sh", "-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-system-x86 qemu-utils dnsmasq-base iproute2 >/dev/null"}).
+		WithExec([]string{"sh", "-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-system-x86 qemu-utils dnsmasq-base iproute2 iptables >/dev/null"}).
 		Publish(ctx, "127.0.0.1:5000/e2e/lab:"+nonce())
 	if err != nil {
 		return "", errors.Join(errors.New("publishing the lab image to the local engine's registry"), err)

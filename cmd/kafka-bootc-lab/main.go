@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"dagger/kafka-bootc/health"
 	"dagger/kafka-bootc/lab"
 	"dagger/kafka-bootc/nodes"
 	"dagger/kafka-bootc/remote"
@@ -39,10 +40,10 @@ func main() {
 }
 
 type config struct {
-	spec, identity, knownHosts, clientConfig, caCert, kafkaBin, listen string
-	opts                                                               lab.Options
-	bootTimeout, healthTimeout                                         time.Duration
-	records                                                            int
+	spec, identity, knownHosts, clientConfig, caCert, kafkaBin, listen, upgrade string
+	opts                                                                        lab.Options
+	bootTimeout, healthTimeout                                                  time.Duration
+	records                                                                     int
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -68,6 +69,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cf.caCert, "ca-cert", "", "the cluster CA's certificate, for the Kafka steps")
 	fs.StringVar(&cf.kafkaBin, "kafka-bin", "/opt/kafka/bin", "where Kafka's tools are")
 	fs.StringVar(&cf.listen, "listen", "0.0.0.0", "the address up forwards ports on")
+	fs.BoolVar(&cf.opts.Outbound, "outbound", false, "route the VMs beyond the lab (a rollout's registry)")
+	fs.StringVar(&cf.upgrade, "upgrade", "", "build-all's output, text or JSON: smoke ends with a rollout onto these images (implies -outbound)")
 	fs.StringVar(&cf.opts.Bridge, "bridge", lab.DefaultBridge, "the cluster network's bridge")
 	fs.StringVar(&cf.opts.Subnet, "subnet", lab.DefaultSubnet, "the cluster network")
 	fs.IntVar(&cf.opts.SSHPortBase, "ssh-port-base", lab.DefaultSSHPortBase, "node n's SSH is forwarded from this port + n")
@@ -86,6 +89,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var upgrade map[string]string
+	if cf.upgrade != "" {
+		text, err := os.ReadFile(cf.upgrade)
+		if err != nil {
+			return fmt.Errorf("upgrade: %w", err)
+		}
+		if upgrade, err = health.ParsePublished(string(text)); err != nil {
+			return fmt.Errorf("upgrade: %w", err)
+		}
+		cf.opts.Outbound = true
+	}
 	p, err := lab.NewPlan(c, cf.opts)
 	if err != nil {
 		return err
@@ -98,7 +112,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if verb == "up" {
 		return up(ctx, p, ssh, cf, stdout, stderr)
 	}
-	smoke := lab.Smoke{Plan: p, Cluster: c, Run: ssh, Records: cf.records, BootTimeout: cf.bootTimeout,
+	smoke := lab.Smoke{Plan: p, Cluster: c, Run: ssh, Records: cf.records, Upgrade: upgrade, BootTimeout: cf.bootTimeout,
 		HealthTimeout: cf.healthTimeout, Poll: 5 * time.Second, Log: stderr}
 	if cf.clientConfig != "" {
 		ca, err := os.ReadFile(cf.caCert)

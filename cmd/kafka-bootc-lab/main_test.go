@@ -34,6 +34,12 @@ func writeSpec(t *testing.T, s nodes.Spec) string {
 	return f
 }
 
+func writeFile(t *testing.T, content string) string {
+	f := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(f, []byte(content), 0o644)
+	return f
+}
+
 // TestBadArgumentsAreOneClearError: the command checks what it is given
 // before it touches the network.
 func TestBadArgumentsAreOneClearError(t *testing.T) {
@@ -50,6 +56,7 @@ func TestBadArgumentsAreOneClearError(t *testing.T) {
 		{[]string{"smoke", "-spec", writeSpec(t, bad), "-disks", t.TempDir()}, "brokers: 0: must be from 1"},
 		{[]string{"smoke", "-spec", spec, "-disks", t.TempDir()}, "no <node>/qcow2/disk.qcow2 for kafka-broker-1"},
 		{[]string{"up", "-spec", spec, "-disks", t.TempDir(), "-accel", "xen"}, `accel "xen"`},
+		{[]string{"smoke", "-spec", spec, "-disks", t.TempDir(), "-upgrade", writeFile(t, "kafka-broker-1 quay.io/me/kafka-broker-1:latest\n")}, "upgrade: "},
 	} {
 		err := run(context.Background(), tc.args, io.Discard, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
