@@ -118,8 +118,8 @@ func (m *KafkaBootc) Lab(
 	// The image the lab runs in, for mirrors and air-gapped sites: it
 	// must hold qemu-system-x86_64, qemu-img, dnsmasq, ip and iptables, and for
 	// smoke's Kafka steps Kafka's tools in /opt/kafka/bin with a JRE. By
-	// default, the cluster's Kafka image with Alpine's qemu, dnsmasq and
-	// iproute2 packages added.
+	// default, the cluster's Kafka image with Alpine's qemu, dnsmasq,
+	// iproute2 and iptables packages added.
 	// +optional
 	image string,
 ) (*Lab, error) {
@@ -145,7 +145,7 @@ func (m *KafkaBootc) Lab(
 	if err != nil {
 		return nil, fmt.Errorf("disks: %w", err)
 	}
-	l := &Lab{Parent: m, Disks: disks, Identity: identity, KnownHosts: knownHosts, Memory: memory, Cpus: cpus, Accel: accel, CaCert: caCert, CaKey: caKey, Image: image}
+	l := &Lab{Parent: m, Disks: disks, Identity: identity, KnownHosts: knownHosts, Memory: memory, Cpus: cpus, Accel: accel, CaCert: caCert, CaKey: caKey, Image: image, Outbound: outbound}
 	if _, err := l.plan(c, found); err != nil {
 		return nil, err
 	}
@@ -341,7 +341,7 @@ func (l *Lab) args(verb string) []string {
 }
 
 // container is the lab's: the cluster's Kafka image, for Kafka's tools and
-// its JRE, with qemu, dnsmasq and ip added, kafka-bootc-lab built from
+// its JRE, with qemu, dnsmasq, ip and iptables added (or --image), kafka-bootc-lab built from
 // this module, and what the lab was given.
 func (l *Lab) container(ctx context.Context) (*dagger.Container, error) {
 	m := l.Parent
@@ -382,7 +382,7 @@ func (l *Lab) container(ctx context.Context) (*dagger.Container, error) {
 		}
 		for _, f := range c.ClientFiles(c.AdminUser, cert, key, ca.TrustPEM) {
 			if f.Path == "client.properties" {
-				ctr = ctr.WithMountedSecret(labClient, dag.SetSecret("kafka-bootc-lab-client", string(f.Content)))
+				ctr = ctr.WithMountedSecret(labClient, secretOf("kafka-bootc-lab-client", f.Content))
 			}
 		}
 		ctr = ctr.WithFile(labCACert, l.CaCert)
