@@ -6,12 +6,13 @@ import (
 	"testing"
 
 	"dagger/kafka-bootc/health"
+	"dagger/kafka-bootc/internal/fakenodes"
 	"dagger/kafka-bootc/nodes"
 )
 
 // upgradeCluster is the default cluster moving from Kafka 3.8.0 (the old
 // image, metadata.version 3.8-IV0) to 4.4.0 (the new one, its tags').
-func upgradeCluster(t *testing.T) (*nodes.Cluster, []health.Node, *fake) {
+func upgradeCluster(t *testing.T) (*nodes.Cluster, []health.Node, *fakenodes.Cluster) {
 	t.Helper()
 	_, ns, f := cluster(t)
 	s := nodes.Default()
@@ -24,17 +25,17 @@ func upgradeCluster(t *testing.T) (*nodes.Cluster, []health.Node, *fake) {
 		n, _ := c.Node(ns[i].Name)
 		ns[i].Node = n
 	}
-	f.versionOf = map[string]string{old: "3.8.0", neu: "4.4.0"}
-	f.metadata = "3.8-IV0"
-	for _, n := range f.nodes {
-		n.version = "3.8.0"
+	f.VersionOf = map[string]string{old: "3.8.0", neu: "4.4.0"}
+	f.Metadata = "3.8-IV0"
+	for _, n := range f.Nodes {
+		n.Version = "3.8.0"
 	}
 	return c, ns, f
 }
 
-func finalizations(f *fake) []string {
+func finalizations(f *fakenodes.Cluster) []string {
 	var out []string
-	for _, s := range f.steps {
+	for _, s := range f.Steps {
 		if strings.Contains(s, ": finalize ") {
 			out = append(out, s)
 		}
@@ -51,16 +52,16 @@ func TestAVersionUpgradeRollsEveryNodeThenFinalizes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fin := finalizations(f); len(fin) != 1 || f.steps[len(f.steps)-1] != fin[0] || !strings.HasSuffix(fin[0], ": finalize 4.4") {
-		t.Errorf("finalizations %v, steps %v", fin, f.steps)
+	if fin := finalizations(f); len(fin) != 1 || f.Steps[len(f.Steps)-1] != fin[0] || !strings.HasSuffix(fin[0], ": finalize 4.4") {
+		t.Errorf("finalizations %v, steps %v", fin, f.Steps)
 	}
-	if f.metadata != "4.4-IV0" || !strings.Contains(out, "metadata.version finalized: 3.8-IV0 to 4.4-IV0") {
-		t.Errorf("metadata %s:\n%s", f.metadata, out)
+	if f.Metadata != "4.4-IV0" || !strings.Contains(out, "metadata.version finalized: 3.8-IV0 to 4.4-IV0") {
+		t.Errorf("metadata %s:\n%s", f.Metadata, out)
 	}
 	// A rerun finds nothing to do.
-	f.steps = nil
-	if out, err := Run(context.Background(), f, c, ns, fast); err != nil || len(f.steps) != 0 || strings.Contains(out, "finalized:") {
-		t.Errorf("a rerun: %v %v\n%s", err, f.steps, out)
+	f.Steps = nil
+	if out, err := Run(context.Background(), f, c, ns, fast); err != nil || len(f.Steps) != 0 || strings.Contains(out, "finalized:") {
+		t.Errorf("a rerun: %v %v\n%s", err, f.Steps, out)
 	}
 }
 
@@ -73,32 +74,32 @@ func TestNoFinalizeLeavesTheWayBackOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.metadata != "3.8-IV0" || len(finalizations(f)) != 0 || !strings.Contains(out, "metadata.version stays 3.8-IV0 (--no-finalize)") {
-		t.Errorf("metadata %s, steps %v:\n%s", f.metadata, f.steps, out)
+	if f.Metadata != "3.8-IV0" || len(finalizations(f)) != 0 || !strings.Contains(out, "metadata.version stays 3.8-IV0 (--no-finalize)") {
+		t.Errorf("metadata %s, steps %v:\n%s", f.Metadata, f.Steps, out)
 	}
 	out, err = Finalize(context.Background(), f, c, ns, fast)
-	if err != nil || f.metadata != "4.4-IV0" || !strings.Contains(out, "3.8-IV0 to 4.4-IV0") {
-		t.Errorf("finalize: %v, %s:\n%s", err, f.metadata, out)
+	if err != nil || f.Metadata != "4.4-IV0" || !strings.Contains(out, "3.8-IV0 to 4.4-IV0") {
+		t.Errorf("finalize: %v, %s:\n%s", err, f.Metadata, out)
 	}
 }
 
 // TestAFailureMidwayLeavesTheClusterUnfinalizedAndARerunFinishes.
 func TestAFailureMidwayLeavesTheClusterUnfinalizedAndARerunFinishes(t *testing.T) {
 	c, ns, f := upgradeCluster(t)
-	f.nodes["kafka-broker-2"].unitAfterBoot = "failed"
+	f.Nodes["kafka-broker-2"].UnitAfterBoot = "failed"
 	if _, err := Run(context.Background(), f, c, ns, fast); err == nil || !strings.Contains(err.Error(), "rollout stopped at kafka-broker-2") {
 		t.Fatalf("%v", err)
 	}
-	if f.metadata != "3.8-IV0" || len(finalizations(f)) != 0 {
-		t.Fatalf("finalized after a failure: %s %v", f.metadata, f.steps)
+	if f.Metadata != "3.8-IV0" || len(finalizations(f)) != 0 {
+		t.Fatalf("finalized after a failure: %s %v", f.Metadata, f.Steps)
 	}
 	if _, err := Finalize(context.Background(), f, c, ns, fast); err == nil || !strings.Contains(err.Error(), "every node must run Kafka 4.4.0 first: kafka-broker-2's version cannot be read, kafka-broker-3 runs 3.8.0") {
 		t.Errorf("finalize on a mixed cluster: %v", err)
 	}
-	f.nodes["kafka-broker-2"].unit, f.nodes["kafka-broker-2"].unitAfterBoot = "active", ""
+	f.Nodes["kafka-broker-2"].Unit, f.Nodes["kafka-broker-2"].UnitAfterBoot = "active", ""
 	out, err := Run(context.Background(), f, c, ns, fast)
-	if err != nil || f.metadata != "4.4-IV0" || strings.Count(out, "up to date") != 5 {
-		t.Errorf("the rerun: %v, %s:\n%s", err, f.metadata, out)
+	if err != nil || f.Metadata != "4.4-IV0" || strings.Count(out, "up to date") != 5 {
+		t.Errorf("the rerun: %v, %s:\n%s", err, f.Metadata, out)
 	}
 }
 
@@ -108,8 +109,8 @@ func TestTheDryRunShowsTheFinalization(t *testing.T) {
 	o := fast
 	o.DryRun = true
 	out, err := Run(context.Background(), f, c, ns, o)
-	if err != nil || len(f.steps) != 0 || !strings.Contains(out, "then: finalize metadata.version 3.8-IV0 to 4.4, once every node runs it") {
-		t.Errorf("%v %v:\n%s", err, f.steps, out)
+	if err != nil || len(f.Steps) != 0 || !strings.Contains(out, "then: finalize metadata.version 3.8-IV0 to 4.4, once every node runs it") {
+		t.Errorf("%v %v:\n%s", err, f.Steps, out)
 	}
 	o.NoFinalize = true
 	if out, _ := Run(context.Background(), f, c, ns, o); !strings.Contains(out, "then: metadata.version stays 3.8-IV0 (--no-finalize)") {
@@ -124,9 +125,9 @@ func TestNoRolloutBelowAFinalizedMetadataVersion(t *testing.T) {
 	s := nodes.Default()
 	s.KafkaImage = "docker.io/apache/kafka:3.8.0"
 	c, _ := nodes.Plan(s)
-	f.metadata = "4.4-IV0"
+	f.Metadata = "4.4-IV0"
 	_, err := Run(context.Background(), f, c, ns, fast)
-	if err == nil || !strings.Contains(err.Error(), "metadata.version 4.4-IV0 is finalized, and Kafka 3.8") || len(f.steps) != 0 {
-		t.Errorf("%v %v", err, f.steps)
+	if err == nil || !strings.Contains(err.Error(), "metadata.version 4.4-IV0 is finalized, and Kafka 3.8") || len(f.Steps) != 0 {
+		t.Errorf("%v %v", err, f.Steps)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"dagger/kafka-bootc/health"
+	"dagger/kafka-bootc/internal/fakenodes"
 	"dagger/kafka-bootc/internal/tlstest"
 	"dagger/kafka-bootc/nodes"
 	"dagger/kafka-bootc/pki"
@@ -23,7 +24,7 @@ import (
 // keeps them, and the certificate its Kafka listener presents, which a
 // restart of its Kafka unit reloads from node.pem.
 type tlsFake struct {
-	*fake
+	*fakenodes.Cluster
 	mu sync.Mutex
 	// files are each node's TLS files by name (node.pem, ca.crt, and their
 	// .previous), served is the pair its Kafka presents.
@@ -39,9 +40,9 @@ type tlsFake struct {
 	args   []string
 }
 
-func newTLSFake(t *testing.T, f *fake, ca *pki.CA, c *nodes.Cluster, days int) *tlsFake {
+func newTLSFake(t *testing.T, f *fakenodes.Cluster, ca *pki.CA, c *nodes.Cluster, days int) *tlsFake {
 	t.Helper()
-	tf := &tlsFake{fake: f, files: map[string]map[string][]byte{}, served: map[string][]byte{}, first: map[string]map[string][]byte{}}
+	tf := &tlsFake{Cluster: f, files: map[string]map[string][]byte{}, served: map[string][]byte{}, first: map[string]map[string][]byte{}}
 	for _, n := range c.Nodes {
 		certPEM, keyPEM, err := ca.Issue(c.NodeIdentity(n, []pki.SAN{{DNS: n.Name + ".lab.example"}}, days), time.Now().AddDate(0, 0, -300))
 		if err != nil {
@@ -68,34 +69,34 @@ func (tf *tlsFake) RunInput(ctx context.Context, host string, argv []string, std
 		tf.inputs = append(tf.inputs, stdin)
 	}
 	files := tf.files[host]
-	n := tf.nodes[host]
+	n := tf.Nodes[host]
 	tool := "sudo -n " + nodes.TLSToolPath + " "
 	switch {
 	case strings.HasPrefix(cmd, tool+"install "):
 		name := strings.TrimPrefix(cmd, tool+"install ")
 		files[name+".previous"], files[name] = files[name], stdin
-		tf.steps = append(tf.steps, n.name+": install "+name)
+		tf.Steps = append(tf.Steps, n.Name+": install "+name)
 		return nil, nil
 	case strings.HasPrefix(cmd, tool+"restore "):
 		name := strings.TrimPrefix(cmd, tool+"restore ")
 		files[name] = files[name+".previous"]
-		tf.steps = append(tf.steps, n.name+": restore "+name)
+		tf.Steps = append(tf.Steps, n.Name+": restore "+name)
 		return nil, nil
 	case cmd == tool+"show ca.crt":
 		return files[nodes.CACertFile], nil
 	case strings.HasPrefix(cmd, "sudo -n /usr/bin/systemctl restart kafka-"):
 		tf.served[host] = files[nodes.NodePEMFile]
-		n.unit = "active"
+		n.Unit = "active"
 		first := tf.first[host]
-		if n.name == tf.failRestart && !(bytes.Equal(files[nodes.NodePEMFile], first[nodes.NodePEMFile]) && bytes.Equal(files[nodes.CACertFile], first[nodes.CACertFile])) {
-			n.unit = "failed"
+		if n.Name == tf.failRestart && !(bytes.Equal(files[nodes.NodePEMFile], first[nodes.NodePEMFile]) && bytes.Equal(files[nodes.CACertFile], first[nodes.CACertFile])) {
+			n.Unit = "failed"
 		}
-		tf.steps = append(tf.steps, n.name+": restart kafka")
+		tf.Steps = append(tf.Steps, n.Name+": restart kafka")
 		return nil, nil
 	case cmd == "sudo -n /usr/bin/systemctl restart prometheus.service":
 		return nil, nil
 	}
-	return tf.fake.Run(ctx, host, argv)
+	return tf.Cluster.Run(ctx, host, argv)
 }
 
 // Dial is the node's Kafka listener on a real socket, presenting the pair
@@ -103,7 +104,7 @@ func (tf *tlsFake) RunInput(ctx context.Context, host string, argv []string, std
 func (tf *tlsFake) Dial(ctx context.Context, host, addr string) (net.Conn, error) {
 	tf.mu.Lock()
 	pair := tf.served[host]
-	unit := tf.nodes[host].unit
+	unit := tf.Nodes[host].Unit
 	tf.mu.Unlock()
 	if unit != "active" {
 		return nil, fmt.Errorf("%s: connecting to %s on the node: connection refused", host, addr)
@@ -162,7 +163,7 @@ func TestRenewalGivesEveryNodeANewCertificateInTheRolloutsOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	var installed []string
-	for _, s := range tf.steps {
+	for _, s := range tf.Steps {
 		if name, ok := strings.CutSuffix(s, ": install node.pem"); ok {
 			installed = append(installed, name)
 		}
@@ -246,7 +247,7 @@ func TestAFailedRenewalPutsThePreviousPairBackAndARerunResumes(t *testing.T) {
 	noKeys(t, tf, err.Error()+log.String(), key)
 
 	tf.failRestart = ""
-	tf.steps = nil
+	tf.Steps = nil
 	out, err := Renew(context.Background(), tf, c, ns, ca, 365, fast)
 	if err != nil {
 		t.Fatal(err)
@@ -254,8 +255,8 @@ func TestAFailedRenewalPutsThePreviousPairBackAndARerunResumes(t *testing.T) {
 	if strings.Count(out, "renewed already") != 4 || strings.Count(out, " renewed\n") != 2 {
 		t.Errorf("the rerun does not resume:\n%s", out)
 	}
-	if len(tf.steps) == 0 || !strings.HasPrefix(tf.steps[0], "kafka-broker-2: install") {
-		t.Errorf("the rerun started with %v", tf.steps)
+	if len(tf.Steps) == 0 || !strings.HasPrefix(tf.Steps[0], "kafka-broker-2: install") {
+		t.Errorf("the rerun started with %v", tf.Steps)
 	}
 }
 
@@ -270,8 +271,8 @@ func TestARenewalFromACATheNodesDoNotTrustIsRefused(t *testing.T) {
 		!strings.Contains(err.Error(), `kafka-controller-1: does not trust the CA "CN=new CA": roll a bundle of the old and the new CA out with trust first`) {
 		t.Fatalf("%v", err)
 	}
-	if len(tf.steps) != 0 {
-		t.Errorf("changed: %v", tf.steps)
+	if len(tf.Steps) != 0 {
+		t.Errorf("changed: %v", tf.Steps)
 	}
 }
 
@@ -289,8 +290,8 @@ func TestARenewalDryRunShowsThePlanAndChangesNothing(t *testing.T) {
 	if len(lines) != 7 || !strings.HasPrefix(lines[0], "NODE") || !strings.HasPrefix(lines[1], "kafka-controller-1   "+end+"   -            would renew") {
 		t.Errorf("plan:\n%s", out)
 	}
-	if len(tf.steps) != 0 {
-		t.Errorf("a dry run changed %v", tf.steps)
+	if len(tf.Steps) != 0 {
+		t.Errorf("a dry run changed %v", tf.Steps)
 	}
 }
 
@@ -355,7 +356,7 @@ func TestAFailedTrustRolloutPutsThePreviousStoreBack(t *testing.T) {
 		!strings.Contains(err.Error(), "restored its previous trust store and restarted its units") {
 		t.Fatalf("%v", err)
 	}
-	if !bytes.Equal(tf.files["kafka-controller-3"][nodes.CACertFile], oldCA.TrustPEM) || tf.nodes["kafka-controller-3"].unit != "active" {
+	if !bytes.Equal(tf.files["kafka-controller-3"][nodes.CACertFile], oldCA.TrustPEM) || tf.Nodes["kafka-controller-3"].Unit != "active" {
 		t.Errorf("kafka-controller-3 does not run its old trust store again")
 	}
 	if !bytes.Equal(tf.files["kafka-controller-1"][nodes.CACertFile], bundle) {
