@@ -97,6 +97,8 @@ type Smoke struct {
 	// a healthy cluster, after the boot and after the reboot.
 	BootTimeout, HealthTimeout, Poll time.Duration
 	Log                              io.Writer
+	// boot starts the lab: Start, unless a test gives nodes of its own.
+	boot func(context.Context, *Plan, io.Writer) (*Lab, error)
 }
 
 // Start boots the lab, runs every step and stops at the first that fails.
@@ -150,7 +152,13 @@ func (s Smoke) Start(ctx context.Context) (*Lab, Report) {
 			if err != nil {
 				return "", err
 			}
-			detail := lastLine(out)
+			moved := 0
+			for _, line := range strings.Split(out, "\n") {
+				if strings.HasSuffix(strings.TrimSpace(line), "moved") {
+					moved++
+				}
+			}
+			detail := fmt.Sprintf("%d of %d nodes moved to their new images", moved, len(targets))
 			if wrote {
 				got, err := readBack(ctx, s.Kafka, topic, records)
 				if err != nil {
@@ -163,8 +171,12 @@ func (s Smoke) Start(ctx context.Context) (*Lab, Report) {
 	}
 
 	step("boot", func() (string, error) {
+		boot := s.boot
+		if boot == nil {
+			boot = Start
+		}
 		var err error
-		l, err = Start(ctx, s.Plan, s.Log)
+		l, err = boot(ctx, s.Plan, s.Log)
 		if err != nil {
 			return "", err
 		}
@@ -253,11 +265,6 @@ func (s Smoke) Start(ctx context.Context) (*Lab, Report) {
 		rolloutStep(true, records, topic, targets)
 	}
 	return l, rep
-}
-
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return lines[len(lines)-1]
 }
 
 func (s Smoke) targets() []health.Node {

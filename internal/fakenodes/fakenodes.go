@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 )
 
 // Node is a fake node: bootc's deployments, the Kafka unit, and how long
@@ -43,6 +44,8 @@ type Cluster struct {
 	// metadata.version, empty when it cannot be read.
 	VersionOf map[string]string
 	Metadata  string
+
+	mu sync.Mutex
 }
 
 // BootcJSON is bootc status --format=json of a node.
@@ -76,6 +79,8 @@ func (f *Cluster) quorum() string {
 
 // Run answers a command as the node at host would.
 func (f *Cluster) Run(_ context.Context, host string, argv []string) ([]byte, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	n := f.Nodes[host]
 	if n.Away > 0 {
 		n.Away--
@@ -89,6 +94,8 @@ func (f *Cluster) Run(_ context.Context, host string, argv []string) ([]byte, er
 		}
 	}
 	switch {
+	case cmd == "cat /etc/hostname":
+		return []byte(n.Name + "\n"), nil
 	case cmd == "test -e /run/ostree-booted":
 		return nil, nil
 	case cmd == "cat /proc/sys/kernel/random/boot_id":
