@@ -362,20 +362,16 @@ func BootcSystems(ctx context.Context, run Runner, p *Plan) (bool, error) {
 // fails with the last report's problems after timeout.
 func WaitHealthy(ctx context.Context, run Runner, c *nodes.Cluster, targets []health.Node, timeout, poll time.Duration) (string, error) {
 	start := time.Now()
-	for {
-		rep := health.Check(ctx, run, c, targets)
-		if rep.Healthy() {
-			return fmt.Sprintf("healthy after %.0f s: %d nodes", time.Since(start).Seconds(), len(targets)), nil
+	err := rollout.Options{Timeout: timeout, Poll: poll}.Wait(ctx, "a healthy cluster", func(ctx context.Context) error {
+		if rep := health.Check(ctx, run, c, targets); !rep.Healthy() {
+			return errors.New(strings.Join(rep.Problems, "; "))
 		}
-		if time.Since(start) > timeout {
-			return "", fmt.Errorf("not healthy within %s: %s", timeout, strings.Join(rep.Problems, "; "))
-		}
-		select {
-		case <-ctx.Done():
-			return "", ctx.Err()
-		case <-time.After(poll):
-		}
+		return nil
+	})
+	if err != nil {
+		return "", err
 	}
+	return fmt.Sprintf("healthy after %.0f s: %d nodes", time.Since(start).Seconds(), len(targets)), nil
 }
 
 // Reboot reboots a VM through its sudoers-allowed systemctl reboot, and
@@ -389,22 +385,11 @@ func Reboot(ctx context.Context, run Runner, vm VM, timeout, poll time.Duration)
 	// The connection drops with the reboot; whether the command says so
 	// or not, the boot id tells.
 	run.Run(ctx, host, nodes.AsRoot(nodes.ActionReboot))
-	start := time.Now()
-	for {
+	return rollout.Options{Timeout: timeout, Poll: poll}.Wait(ctx, vm.Node.Name+" to come back from its reboot", func(ctx context.Context) error {
 		after, err := run.Run(ctx, host, []string{"cat", "/proc/sys/kernel/random/boot_id"})
-		if err == nil && strings.TrimSpace(string(after)) != strings.TrimSpace(string(before)) {
-			return nil
+		if err == nil && strings.TrimSpace(string(after)) == strings.TrimSpace(string(before)) {
+			return errors.New("still the same boot")
 		}
-		if time.Since(start) > timeout {
-			if err == nil {
-				err = errors.New("still the same boot")
-			}
-			return fmt.Errorf("not back from its reboot within %s (%v)", timeout, err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(poll):
-		}
-	}
+		return err
+	})
 }

@@ -82,7 +82,7 @@ func TestRebootWaitsForANewBoot(t *testing.T) {
 		t.Errorf("rebooted %v, answers still to fail %d", f.rebooted, f.down[vm.IP.String()])
 	}
 	err := Reboot(context.Background(), &neverBack{f}, vm, 50*time.Millisecond, time.Millisecond)
-	if err == nil || !strings.Contains(err.Error(), "not back from its reboot within 50ms") {
+	if err == nil || !strings.Contains(err.Error(), "waiting for kafka-broker-1 to come back from its reboot: gave up after 50ms: still the same boot") {
 		t.Errorf("a node that never comes back: %v", err)
 	}
 }

@@ -86,7 +86,7 @@ func Renew(ctx context.Context, t Transport, c *nodes.Cluster, ns []health.Node,
 			if err := restart(ctx, t, r.Node); err != nil {
 				return err
 			}
-			if err := o.wait(ctx, "the new certificate", func(ctx context.Context) error {
+			if err := o.Wait(ctx, "the new certificate", func(ctx context.Context) error {
 				got, err := health.ReadCertificate(ctx, t, c, r.Node)
 				if err != nil {
 					return err

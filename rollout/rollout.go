@@ -227,7 +227,7 @@ func (o Options) move(ctx context.Context, run health.Runner, c *nodes.Cluster, 
 	// The connection drops with the reboot; whether the command says so
 	// first is up to the node.
 	run.Run(ctx, s.Host, nodes.AsRoot(nodes.ActionReboot))
-	if err := o.wait(ctx, "booting "+health.ShortDigest(s.Target), func(ctx context.Context) error {
+	if err := o.Wait(ctx, "booting "+health.ShortDigest(s.Target), func(ctx context.Context) error {
 		st, err := status(ctx)
 		if err != nil {
 			return err
@@ -247,7 +247,7 @@ func (o Options) move(ctx context.Context, run health.Runner, c *nodes.Cluster, 
 // under-replicated (KafkaRoller's canRoll asks the same of the quorum and
 // of the partitions before each restart).
 func (o Options) gate(ctx context.Context, run health.Runner, c *nodes.Cluster, ns []health.Node, n health.Node) error {
-	if err := o.wait(ctx, "the Kafka unit", func(ctx context.Context) error {
+	if err := o.Wait(ctx, "the Kafka unit", func(ctx context.Context) error {
 		out, err := health.RunProbe(ctx, run, c, n, nodes.ProbeUnit)
 		if state := strings.TrimSpace(string(out)); state != "active" {
 			return fmt.Errorf("it is %s (%v)", state, err)
@@ -256,7 +256,7 @@ func (o Options) gate(ctx context.Context, run health.Runner, c *nodes.Cluster, 
 	}); err != nil {
 		return err
 	}
-	return o.wait(ctx, "the cluster's health", func(ctx context.Context) error {
+	return o.Wait(ctx, "the cluster's health", func(ctx context.Context) error {
 		if rep := health.Check(ctx, run, c, ns); !rep.Healthy() {
 			return errors.New(strings.Join(rep.Problems, "; "))
 		}
@@ -274,10 +274,10 @@ func (o Options) rollback(ctx context.Context, run health.Runner, s Step) error 
 	return nil
 }
 
-// wait polls ready every Poll until it answers nil, for at most Timeout.
+// Wait polls ready every Poll until it answers nil, for at most Timeout.
 // Each look gets at most attemptTimeout: a node that reboots can leave a
-// connection that never answers.
-func (o Options) wait(ctx context.Context, what string, ready func(context.Context) error) error {
+// connection that never answers. The lab waits with it too.
+func (o Options) Wait(ctx context.Context, what string, ready func(context.Context) error) error {
 	var last error
 	for attempt := 0; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, min(attemptTimeout, o.Timeout))
