@@ -292,8 +292,8 @@ func (l *Lab) Service(ctx context.Context) (*dagger.Service, error) {
 
 // Hosts prints how to reach the lab that service runs.
 //
-// It prints the addresses file for running --address-file, and the
-// /etc/hosts line for Kafka clients.
+// It prints where each node's SSH is forwarded on your machine (NODE=
+// 127.0.0.1:PORT), and the /etc/hosts line for Kafka clients.
 //
 // For example "lab --disks ./disk-images --identity
 // file:$HOME/.ssh/id_ed25519 hosts". It depends on the cluster only.
@@ -306,7 +306,7 @@ func (l *Lab) Hosts() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	out := "# running --address-file (lab service up forwards these ports)\n" + p.Addresses("127.0.0.1")
+	out := "# each node's SSH, which lab service up forwards (ssh -p PORT USER@127.0.0.1)\n" + p.Addresses("127.0.0.1")
 	if p.TLS {
 		out += fmt.Sprintf("# /etc/hosts, for Kafka clients of the brokers' port %d\n%s", p.KafkaPort, p.HostsLines("127.0.0.1"))
 	}

@@ -270,9 +270,8 @@ func (vm VM) Names() []string {
 	return []string{vm.Node.Name}
 }
 
-// Addresses are NODE=127.0.0.1:PORT lines, one per node: where running
-// reaches the nodes through the lab's forwarded SSH ports, for
-// --address-file.
+// Addresses are NODE=HOST:PORT lines, one per node: where the lab's
+// forwarded SSH ports reach the nodes from host.
 func (p *Plan) Addresses(host string) string {
 	var b strings.Builder
 	for _, vm := range p.VMs {

@@ -196,7 +196,7 @@ func up(ctx context.Context, p *lab.Plan, ssh *remote.SSH, cf config, stdout, st
 		defer ln.Close()
 		go lab.RouteSNI(ln, routes, dial, stderr)
 	}
-	fmt.Fprintf(stdout, "lab: the nodes' SSH, for running --address-file:\n%s", p.Addresses("127.0.0.1"))
+	fmt.Fprintf(stdout, "lab: each node's SSH:\n%s", p.Addresses("127.0.0.1"))
 	if p.TLS {
 		fmt.Fprintf(stdout, "lab: the brokers' listener is port %d; add to /etc/hosts:\n%s", p.KafkaPort, p.HostsLines("127.0.0.1"))
 	}
