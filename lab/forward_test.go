@@ -4,26 +4,24 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"math/big"
 	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"dagger/kafka-bootc/pki"
 )
 
 // broker is a TLS server for name that tells each client its name and
 // the client certificate's subject: a stand-in for a broker's listener.
-func broker(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, name string) string {
+func broker(t *testing.T, ca *pki.CA, name string) string {
 	t.Helper()
-	cert := issue(t, ca, caKey, name)
+	cert := issue(t, ca, name)
 	pool := x509.NewCertPool()
-	pool.AddCert(ca)
+	pool.AppendCertsFromPEM(ca.TrustPEM)
 	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool})
 	if err != nil {
 		t.Fatal(err)
@@ -48,29 +46,30 @@ func broker(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, name st
 	return l.Addr().String()
 }
 
-func newCA(t *testing.T) (*x509.Certificate, *ecdsa.PrivateKey) {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "lab test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+// newCA is a CA made the way the ca function makes the cluster's.
+func newCA(t *testing.T) *pki.CA {
+	certPEM, keyPEM, err := pki.NewCA("lab test CA", 2, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca, _ := x509.ParseCertificate(der)
-	return ca, key
+	ca, err := pki.LoadCA(certPEM, keyPEM, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca
 }
 
-func issue(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, name string) tls.Certificate {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, KeyUsage: x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+// issue is a certificate for name, for a server and a client alike.
+func issue(t *testing.T, ca *pki.CA, name string) tls.Certificate {
+	certPEM, keyPEM, err := ca.Issue(pki.Identity{Subject: pkix.Name{CommonName: name}, DNSNames: []string{name}, Server: true, Days: 1}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
 }
 
 func dialer(ctx context.Context, addr string) (net.Conn, error) {
@@ -83,10 +82,10 @@ func dialer(ctx context.Context, addr string) (net.Conn, error) {
 // that broker, with mutual TLS end to end: the broker sees the client's
 // own certificate. A client that names no broker, or another, is refused.
 func TestOnePortReachesEveryBrokerByItsName(t *testing.T) {
-	ca, caKey := newCA(t)
+	ca := newCA(t)
 	routes := map[string]string{
-		"kafka-broker-1.lab": broker(t, ca, caKey, "kafka-broker-1.lab"),
-		"kafka-broker-2.lab": broker(t, ca, caKey, "kafka-broker-2.lab"),
+		"kafka-broker-1.lab": broker(t, ca, "kafka-broker-1.lab"),
+		"kafka-broker-2.lab": broker(t, ca, "kafka-broker-2.lab"),
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -95,9 +94,9 @@ func TestOnePortReachesEveryBrokerByItsName(t *testing.T) {
 	defer l.Close()
 	var log bytes.Buffer
 	go RouteSNI(l, routes, dialer, &log)
-	client := issue(t, ca, caKey, "kafka-admin")
+	client := issue(t, ca, "kafka-admin")
 	pool := x509.NewCertPool()
-	pool.AddCert(ca)
+	pool.AppendCertsFromPEM(ca.TrustPEM)
 	ask := func(name string) (string, error) {
 		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", l.Addr().String(),
 			&tls.Config{ServerName: name, RootCAs: pool, Certificates: []tls.Certificate{client}, InsecureSkipVerify: name == ""})
