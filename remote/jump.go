@@ -83,7 +83,7 @@ func (s *SSH) connectHops(ctx context.Context) error {
 				user = s.cfg.User
 			}
 			var c *ssh.Client
-			if c, err = s.handshake(conn, h.Addr, user); err == nil {
+			if c, err = s.handshake(ctx, conn, h.Addr, user); err == nil {
 				s.hops = append(s.hops, c)
 				continue
 			}

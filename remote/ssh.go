@@ -50,8 +50,12 @@ type SSH struct {
 	cfg     *ssh.ClientConfig
 	known   ssh.HostKeyCallback
 	timeout time.Duration
-	mu      sync.Mutex
-	clients map[string]*ssh.Client
+	// mu guards clients and connecting; a node's connection is made under
+	// its own lock in connecting, so that a node that never answers holds
+	// up only the callers that want that node.
+	mu         sync.Mutex
+	clients    map[string]*ssh.Client
+	connecting map[string]*sync.Mutex
 	// jumps are the hops every connection goes through, and hops their
 	// clients while connected, the last one nearest the nodes.
 	jumps  []Hop
@@ -103,10 +107,11 @@ func New(c Config) (*SSH, error) {
 			HostKeyCallback: verify,
 			Timeout:         timeout,
 		},
-		known:   known,
-		timeout: timeout,
-		clients: map[string]*ssh.Client{},
-		jumps:   c.Jump,
+		known:      known,
+		timeout:    timeout,
+		clients:    map[string]*ssh.Client{},
+		connecting: map[string]*sync.Mutex{},
+		jumps:      c.Jump,
 	}, nil
 }
 
@@ -224,8 +229,23 @@ func (s *SSH) run(ctx context.Context, host string, argv []string, stdin []byte)
 
 func (s *SSH) client(ctx context.Context, host string) (*ssh.Client, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if c, ok := s.clients[host]; ok {
+		s.mu.Unlock()
+		return c, nil
+	}
+	lock, ok := s.connecting[host]
+	if !ok {
+		lock = &sync.Mutex{}
+		s.connecting[host] = lock
+	}
+	s.mu.Unlock()
+
+	lock.Lock()
+	defer lock.Unlock()
+	s.mu.Lock()
+	c, ok := s.clients[host]
+	s.mu.Unlock()
+	if ok {
 		return c, nil
 	}
 	addr := host
@@ -236,26 +256,59 @@ func (s *SSH) client(ctx context.Context, host string) (*ssh.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", host, err)
 	}
-	client, err := s.handshake(conn, addr, s.cfg.User)
+	client, err := s.handshake(ctx, conn, addr, s.cfg.User)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", host, err)
 	}
+	s.mu.Lock()
 	s.clients[host] = client
+	s.mu.Unlock()
 	return client, nil
 }
 
 // handshake logs in over conn to the SSH server at addr, whose host key
-// must be in known_hosts.
-func (s *SSH) handshake(conn net.Conn, addr, user string) (*ssh.Client, error) {
+// must be in known_hosts. It gives up after the timeout, or when ctx ends:
+// a host that accepts TCP and never answers (a frozen sshd, a node half
+// way through its reboot) must not hold the caller. ssh.ClientConfig's
+// Timeout bounds only the TCP dial of ssh.Dial, and a connection through a
+// jump host takes no deadline, so the connection is closed instead.
+func (s *SSH) handshake(ctx context.Context, conn net.Conn, addr, user string) (*ssh.Client, error) {
 	cfg := *s.cfg
 	cfg.User = user
 	cfg.HostKeyAlgorithms = s.hostKeyAlgorithms(addr)
-	c, chans, reqs, err := ssh.NewClientConn(conn, addr, &cfg)
-	if err != nil {
-		conn.Close()
-		return nil, err
+	type result struct {
+		c     ssh.Conn
+		chans <-chan ssh.NewChannel
+		reqs  <-chan *ssh.Request
+		err   error
 	}
-	return ssh.NewClient(c, chans, reqs), nil
+	done := make(chan result, 1)
+	go func() {
+		c, chans, reqs, err := ssh.NewClientConn(conn, addr, &cfg)
+		done <- result{c, chans, reqs, err}
+	}()
+	timer := time.NewTimer(s.timeout)
+	defer timer.Stop()
+	var why error
+	select {
+	case r := <-done:
+		if r.err != nil {
+			conn.Close()
+			return nil, r.err
+		}
+		return ssh.NewClient(r.c, r.chans, r.reqs), nil
+	case <-timer.C:
+		why = fmt.Errorf("ssh handshake: no answer within %s: the host accepts connections, but its SSH server does not finish the handshake", s.timeout)
+	case <-ctx.Done():
+		why = fmt.Errorf("ssh handshake: %w", ctx.Err())
+	}
+	conn.Close()
+	go func() {
+		if r := <-done; r.err == nil {
+			r.c.Close()
+		}
+	}()
+	return nil, why
 }
 
 // hostKeyAlgorithms are the algorithms of the host keys that known_hosts

@@ -256,3 +256,104 @@ func TestJumpHostsCarryEveryConnection(t *testing.T) {
 		t.Errorf("a jump host that known_hosts lacks: %v", err)
 	}
 }
+
+// silentHost accepts TCP connections and never says a word: a frozen sshd,
+// or a node half way through its reboot.
+func silentHost(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return l.Addr().String()
+}
+
+func TestAHostThatNeverFinishesTheHandshakeIsGivenUpOnWithinTheTimeout(t *testing.T) {
+	d := startSSHD(t)
+	silent := silentHost(t)
+	s, err := client(t, d, func(c *Config) {
+		// The silent host never shows a key to check.
+		c.Timeout = 2 * time.Second
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	hung := make(chan error, 1)
+	go func() {
+		_, err := s.Run(context.Background(), silent, []string{"true"})
+		hung <- err
+	}()
+	// While the silent host holds its own connection attempt, another node
+	// answers at once: one bad node holds up no other.
+	time.Sleep(200 * time.Millisecond)
+	if out, err := s.Run(context.Background(), d.Addr, []string{"echo", "other"}); err != nil || string(out) != "other\n" {
+		t.Errorf("another node, while the silent one hangs: %q, %v", out, err)
+	}
+	if waited := time.Since(start); waited > time.Second+200*time.Millisecond {
+		t.Errorf("another node answered after %s: it waited for the silent one", waited)
+	}
+	select {
+	case err := <-hung:
+		if err == nil || !strings.Contains(err.Error(), "does not finish the handshake") || !strings.Contains(err.Error(), silent) {
+			t.Errorf("the silent host: %v", err)
+		}
+		if waited := time.Since(start); waited > 4*time.Second {
+			t.Errorf("gave up after %s, want about the 2s timeout", waited)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run on a host that never finishes the handshake did not return")
+	}
+	// A context that ends first ends the handshake too.
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := s.Run(ctx, silent, []string{"true"}); err == nil || !strings.Contains(err.Error(), "context deadline exceeded") {
+		t.Errorf("the silent host, with a context that ends first: %v", err)
+	}
+}
+
+func TestASilentNodeBehindAJumpHostIsGivenUpOn(t *testing.T) {
+	jump := startSSHD(t)
+	silent := silentHost(t)
+	s, err := client(t, jump, func(c *Config) {
+		c.Timeout = 2 * time.Second
+		c.Jump = []Hop{{Addr: jump.Addr}}
+		c.AcceptNewHostKeys = true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Run(context.Background(), silent, []string{"true"})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "does not finish the handshake") {
+			t.Errorf("a silent node through a jump host: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run through a jump host on a node that never finishes the handshake did not return")
+	}
+	// The jump host itself still carries the next connection.
+	if out, err := s.Run(context.Background(), jump.Addr, []string{"echo", "ok"}); err != nil || string(out) != "ok\n" {
+		t.Errorf("after the silent node, through the same jump host: %q, %v", out, err)
+	}
+}
