@@ -61,6 +61,9 @@ type SSH struct {
 	jumps  []Hop
 	jumpMu sync.Mutex
 	hops   []*ssh.Client
+	// pinned are the host keys accepted during this operation, by host.
+	pinMu  sync.Mutex
+	pinned map[string]ssh.PublicKey
 }
 
 // New checks the configuration. Its errors never quote the key.
@@ -80,7 +83,16 @@ func New(c Config) (*SSH, error) {
 	if log == nil {
 		log = io.Discard
 	}
+	s := &SSH{known: known, clients: map[string]*ssh.Client{}, connecting: map[string]*sync.Mutex{}, jumps: c.Jump, pinned: map[string]ssh.PublicKey{}}
 	verify := func(host string, remote net.Addr, key ssh.PublicKey) error {
+		s.pinMu.Lock()
+		defer s.pinMu.Unlock()
+		if pin, ok := s.pinned[host]; ok {
+			if bytes.Equal(pin.Marshal(), key.Marshal()) {
+				return nil
+			}
+			return fmt.Errorf("host key of %s (%s) changed since it was accepted earlier in this operation (%s): refused", host, ssh.FingerprintSHA256(key), ssh.FingerprintSHA256(pin))
+		}
 		err := known(host, remote, key)
 		var ke *knownhosts.KeyError
 		switch {
@@ -89,7 +101,10 @@ func New(c Config) (*SSH, error) {
 		case errors.As(err, &ke) && len(ke.Want) > 0:
 			return fmt.Errorf("host key of %s (%s) does not match known_hosts: refused; if the node was rebuilt, replace its line", host, ssh.FingerprintSHA256(key))
 		case errors.As(err, &ke) && c.AcceptNewHostKeys:
-			fmt.Fprintf(log, "WARNING: accepting the host key of %s, which known_hosts does not list: %s %s\n", host, key.Type(), ssh.FingerprintSHA256(key))
+			// Accepted once, the key is pinned: a reconnect, after a
+			// reboot say, must meet the same key.
+			s.pinned[host] = key
+			fmt.Fprintf(log, "WARNING: accepting the host key of %s, which known_hosts does not list: %s %s; it is pinned for the rest of this operation; to keep it, add to known_hosts:\n%s", host, key.Type(), ssh.FingerprintSHA256(key), knownhosts.Line([]string{knownhosts.Normalize(host)}, key)+"\n")
 			return nil
 		case errors.As(err, &ke):
 			return fmt.Errorf("host %s is not in known_hosts: add its key (ssh-keyscan %s), or accept new host keys explicitly", host, strings.Split(host, ":")[0])
@@ -100,19 +115,14 @@ func New(c Config) (*SSH, error) {
 	if timeout == 0 {
 		timeout = 30 * time.Second
 	}
-	return &SSH{
-		cfg: &ssh.ClientConfig{
-			User:            c.User,
-			Auth:            []ssh.AuthMethod{ssh.PublicKeys(signer)},
-			HostKeyCallback: verify,
-			Timeout:         timeout,
-		},
-		known:      known,
-		timeout:    timeout,
-		clients:    map[string]*ssh.Client{},
-		connecting: map[string]*sync.Mutex{},
-		jumps:      c.Jump,
-	}, nil
+	s.cfg = &ssh.ClientConfig{
+		User:            c.User,
+		Auth:            []ssh.AuthMethod{ssh.PublicKeys(signer)},
+		HostKeyCallback: verify,
+		Timeout:         timeout,
+	}
+	s.timeout = timeout
+	return s, nil
 }
 
 // knownHosts reads known_hosts content; the knownhosts package reads files
@@ -316,6 +326,12 @@ func (s *SSH) handshake(ctx context.Context, conn net.Conn, addr, user string) (
 // that can be checked, as OpenSSH's client does. Empty, for a host that
 // known_hosts does not list, lets the server choose.
 func (s *SSH) hostKeyAlgorithms(addr string) []string {
+	s.pinMu.Lock()
+	pin, ok := s.pinned[addr]
+	s.pinMu.Unlock()
+	if ok {
+		return keyAlgorithms(pin.Type())
+	}
 	// Asking with a key that cannot match makes knownhosts list the keys it
 	// has for the host.
 	var ke *knownhosts.KeyError
@@ -324,14 +340,17 @@ func (s *SSH) hostKeyAlgorithms(addr string) []string {
 	}
 	var algos []string
 	for _, k := range ke.Want {
-		switch t := k.Key.Type(); t {
-		case ssh.KeyAlgoRSA:
-			algos = append(algos, ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSA)
-		default:
-			algos = append(algos, t)
-		}
+		algos = append(algos, keyAlgorithms(k.Key.Type())...)
 	}
 	return algos
+}
+
+// keyAlgorithms are the host key algorithms that verify a key of the type.
+func keyAlgorithms(keyType string) []string {
+	if keyType == ssh.KeyAlgoRSA {
+		return []string{ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSA}
+	}
+	return []string{keyType}
 }
 
 // probeKey is a public key that matches no host.

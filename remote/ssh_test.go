@@ -3,6 +3,10 @@ package remote
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/pem"
 	"io"
 	"net"
 	"os"
@@ -355,5 +359,59 @@ func TestASilentNodeBehindAJumpHostIsGivenUpOn(t *testing.T) {
 	// The jump host itself still carries the next connection.
 	if out, err := s.Run(context.Background(), jump.Addr, []string{"echo", "ok"}); err != nil || string(out) != "ok\n" {
 		t.Errorf("after the silent node, through the same jump host: %q, %v", out, err)
+	}
+}
+
+// TestAnAcceptedHostKeyIsPinnedForTheRestOfTheOperation: with new host
+// keys accepted, a node that comes back from a reboot with another key
+// (another machine at its address) is refused, and the log gives the line
+// that keeps the first key.
+func TestAnAcceptedHostKeyIsPinnedForTheRestOfTheOperation(t *testing.T) {
+	d := startSSHD(t)
+	var log bytes.Buffer
+	s, err := client(t, d, func(c *Config) { c.KnownHosts = nil; c.AcceptNewHostKeys = true; c.Log = &log })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Run(context.Background(), d.Addr, []string{"true"}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log.String(), "pinned for the rest of this operation") || strings.Count(log.String(), "WARNING") != 1 {
+		t.Errorf("log after the first connection: %q", log.String())
+	}
+	// The same key again, after a reboot, is taken without a word.
+	d.Restart()
+	var last error
+	for range 3 {
+		if _, last = s.Run(context.Background(), d.Addr, []string{"true"}); last == nil {
+			break
+		}
+	}
+	if last != nil || strings.Count(log.String(), "WARNING") != 1 {
+		t.Errorf("the same key after a reboot: %v, log %q", last, log.String())
+	}
+	// Another machine answers at the node's address, with its own keys.
+	_, otherKey := sshdtest.NewKey(t)
+	os.WriteFile(filepath.Join(d.Dir, "host_key"), otherKey, 0o600)
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	block, _ := ssh.MarshalPrivateKey(ec, "")
+	os.WriteFile(filepath.Join(d.Dir, "host_key_ecdsa"), pem.EncodeToMemory(block), 0o600)
+	d.Restart()
+	for range 3 {
+		if _, last = s.Run(context.Background(), d.Addr, []string{"true"}); last != nil && strings.Contains(last.Error(), "changed since it was accepted") {
+			break
+		}
+	}
+	if last == nil || !strings.Contains(last.Error(), "changed since it was accepted earlier in this operation") {
+		t.Errorf("another key at the pinned host: %v", last)
+	}
+	// The logged line is a known_hosts line that a new client accepts.
+	_, line, _ := strings.Cut(log.String(), "add to known_hosts:\n")
+	s2, err := client(t, d, func(c *Config) { c.KnownHosts = []byte(line) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s2.Run(context.Background(), d.Addr, []string{"true"}); err == nil || !strings.Contains(err.Error(), "does not match known_hosts") {
+		t.Errorf("the kept line, against the other machine: %v", err)
 	}
 }
