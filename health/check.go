@@ -65,6 +65,9 @@ type Report struct {
 	Rows []Row
 	// Leader is the id of the quorum's leader, -1 when unknown.
 	Leader int
+	// Voters are the ids of the running quorum's voters, in order; nil
+	// when the quorum could not be read.
+	Voters []int
 	// Problems say what makes the cluster unhealthy, one line each.
 	Problems []string
 	// At is when the nodes were read.
@@ -176,6 +179,10 @@ func Check(ctx context.Context, run Runner, c *nodes.Cluster, ns []Node) Report 
 		}
 		if leader == nil {
 			problem("metadata quorum: no leader")
+		}
+		rep.Voters = voters(quorum)
+		if want := controllerIDs(c); !slices.Equal(rep.Voters, want) {
+			problem("%s", VoterSetChange(rep.Voters, want))
 		}
 		for i := range rep.Rows {
 			r := &rep.Rows[i]
@@ -309,6 +316,51 @@ func RunProbe(ctx context.Context, run Runner, c *nodes.Cluster, n Node, name st
 		return nil, fmt.Errorf("no %s probe on a %s", name, n.Role)
 	}
 	return run.Run(ctx, n.Host, p.Command())
+}
+
+// voters are the ids of the quorum's voters, the leader and its
+// followers, in order.
+func voters(quorum []Replica) []int {
+	var ids []int
+	for _, r := range quorum {
+		if r.Status != "Observer" {
+			ids = append(ids, r.ID)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// controllerIDs are the ids of the cluster file's controllers, in order.
+func controllerIDs(c *nodes.Cluster) []int {
+	var ids []int
+	for _, n := range c.Nodes {
+		if n.Role == nodes.Controller {
+			ids = append(ids, n.ID)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// VoterSetChange says that the running quorum's voters are not the
+// controllers that the cluster file names. Rolling such a cluster onto
+// its rendering would give each controller a static voter list that the
+// running quorum does not have: two quorums that each believe they hold
+// the majority.
+func VoterSetChange(running, file []int) string {
+	return fmt.Sprintf("metadata quorum: the running voters are %s, the cluster file's controllers are %s: the controller set of a running cluster does not change by a rollout; put controllers.count and controllers.ids back as they were", idList(running), idList(file))
+}
+
+func idList(ids []int) string {
+	if len(ids) == 0 {
+		return "none"
+	}
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = fmt.Sprint(id)
+	}
+	return strings.Join(s, ",")
 }
 
 // caughtUp reports whether a voter has kept up with the leader lately.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -336,5 +337,51 @@ func TestCheckLeavesTheDetailsToReadDetails(t *testing.T) {
 	rep.ReadDetails(context.Background(), f, c)
 	if rep.Rows[0].Version != "3.8.0" || rep.MetadataVersion.Finalized != "3.8-IV0" {
 		t.Errorf("ReadDetails: %q %q", rep.Rows[0].Version, rep.MetadataVersion.Finalized)
+	}
+}
+
+// TestAChangedControllerSetIsUnhealthyNamingBothVoterSets: the checks
+// judge the running quorum's voters against the cluster file's
+// controllers, both ways. A file that lost two controllers (5 running
+// voters, 3 in the file) and one that gained two (3 running, 5 in the
+// file) are both reported, with both sets.
+func TestAChangedControllerSetIsUnhealthyNamingBothVoterSets(t *testing.T) {
+	five := healthyQuorum +
+		"1004  \t4213        \t0  \t1795731220230     \t1795731220230        \tFollower\t\n" +
+		"1005  \t4213        \t0  \t1795731220230     \t1795731220230        \tFollower\t\n"
+	c, ns, f := cluster(t)
+	for _, n := range f {
+		n.quorum = five
+	}
+	rep := check(t, c, ns, f)
+	want := "metadata quorum: the running voters are 1001,1002,1003,1004,1005, the cluster file's controllers are 1001,1002,1003"
+	if rep.Healthy() || !strings.Contains(strings.Join(rep.Problems, "\n"), want) {
+		t.Errorf("a file with fewer controllers than the quorum: %v", rep.Problems)
+	}
+
+	spec := nodes.Default()
+	spec.Controllers = 5
+	grown, err := nodes.Plan(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gns []Node
+	for _, n := range grown.Nodes {
+		gns = append(gns, Node{Node: n, Host: n.Hostname, Published: current})
+		if f[n.Hostname] == nil {
+			// The new controllers run, as observers of the old quorum.
+			f[n.Hostname] = &fakeNode{booted: current, unit: "active", quorum: healthyQuorum, live: apiVersions(1, 2, 3), version: "3.8.0"}
+		}
+	}
+	for _, n := range f {
+		n.quorum = healthyQuorum
+	}
+	rep = check(t, grown, gns, f)
+	want = "metadata quorum: the running voters are 1001,1002,1003, the cluster file's controllers are 1001,1002,1003,1004,1005"
+	if rep.Healthy() || !strings.Contains(strings.Join(rep.Problems, "\n"), want) {
+		t.Errorf("a file with more controllers than the quorum: %v", rep.Problems)
+	}
+	if !slices.Equal(rep.Voters, []int{1001, 1002, 1003}) {
+		t.Errorf("voters %v", rep.Voters)
 	}
 }

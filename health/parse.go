@@ -151,6 +151,19 @@ type Partition struct {
 	Partition int
 	// Leader is -1 when the partition has none (Kafka prints "none").
 	Leader int
+	// ISR is the in-sync replicas' ids as Kafka prints them, "1,3".
+	ISR string
+}
+
+// InSync reports whether the broker is one of the partition's in-sync
+// replicas.
+func (p Partition) InSync(id int) bool {
+	for _, r := range strings.Split(p.ISR, ",") {
+		if r == strconv.Itoa(id) {
+			return true
+		}
+	}
+	return false
 }
 
 // ParsePartitions reads the partition lines of "kafka-topics.sh --describe"
@@ -169,7 +182,7 @@ func ParsePartitions(out []byte) ([]Partition, error) {
 			k, v, _ := strings.Cut(kv, ": ")
 			fields[k] = v
 		}
-		p := Partition{Topic: fields["Topic"], Leader: -1}
+		p := Partition{Topic: fields["Topic"], Leader: -1, ISR: strings.TrimSpace(fields["Isr"])}
 		var err error
 		if p.Partition, err = strconv.Atoi(fields["Partition"]); err != nil {
 			return nil, fmt.Errorf("topics: partition %q in %q is not a number", fields["Partition"], line)
