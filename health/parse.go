@@ -151,8 +151,9 @@ type Partition struct {
 	Partition int
 	// Leader is -1 when the partition has none (Kafka prints "none").
 	Leader int
-	// ISR is the in-sync replicas' ids as Kafka prints them, "1,3".
-	ISR string
+	// ISR and Replicas are the in-sync and the assigned replicas' ids as
+	// Kafka prints them, "1,3".
+	ISR, Replicas string
 }
 
 // InSync reports whether the broker is one of the partition's in-sync
@@ -182,7 +183,7 @@ func ParsePartitions(out []byte) ([]Partition, error) {
 			k, v, _ := strings.Cut(kv, ": ")
 			fields[k] = v
 		}
-		p := Partition{Topic: fields["Topic"], Leader: -1, ISR: strings.TrimSpace(fields["Isr"])}
+		p := Partition{Topic: fields["Topic"], Leader: -1, ISR: strings.TrimSpace(fields["Isr"]), Replicas: strings.TrimSpace(fields["Replicas"])}
 		var err error
 		if p.Partition, err = strconv.Atoi(fields["Partition"]); err != nil {
 			return nil, fmt.Errorf("topics: partition %q in %q is not a number", fields["Partition"], line)

@@ -84,7 +84,7 @@ func TestParseKafka4Output(t *testing.T) {
 	topics := "\tTopic: orders\tPartition: 0\tLeader: 2\tReplicas: 1,2,3\tIsr: 2,3\tElr: \tLastKnownElr: \n" +
 		"\tTopic: orders\tPartition: 1\tLeader: none\tReplicas: 1,2,3\tIsr: 1\tElr: 2\tLastKnownElr: 3\n"
 	ps, err := ParsePartitions([]byte(topics))
-	if err != nil || len(ps) != 2 || ps[0] != (Partition{"orders", 0, 2, "2,3"}) || ps[1] != (Partition{"orders", 1, -1, "1"}) {
+	if err != nil || len(ps) != 2 || ps[0] != (Partition{"orders", 0, 2, "2,3", "1,2,3"}) || ps[1] != (Partition{"orders", 1, -1, "1", "1,2,3"}) {
 		t.Errorf("partitions %+v, %v", ps, err)
 	}
 	features := "Feature: eligible.leader.replicas.version\tSupportedMinVersion: 0\tSupportedMaxVersion: 1\tFinalizedVersionLevel: 0\n" +
@@ -109,7 +109,7 @@ func TestParsePartitions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ps) != 4 || ps[0] != (Partition{"orders", 0, 1, "1,3"}) || ps[2] != (Partition{"payments", 2, 3, "3,1"}) || ps[3] != (Partition{"orders", 7, -1, ""}) {
+	if len(ps) != 4 || ps[0] != (Partition{"orders", 0, 1, "1,3", "1,2,3"}) || ps[2] != (Partition{"payments", 2, 3, "3,1", "3,2,1"}) || ps[3] != (Partition{"orders", 7, -1, "", "2"}) {
 		t.Errorf("parsed %+v", ps)
 	}
 	if ps, err := ParsePartitions(nil); err != nil || len(ps) != 0 {

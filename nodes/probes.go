@@ -27,6 +27,10 @@ const (
 	ProbeQuorum          = "metadata quorum"
 	ProbeUnderReplicated = "under-replicated partitions"
 	ProbeUnavailable     = "unavailable partitions"
+	// ProbeAtMinISR lists the partitions whose in-sync replicas are
+	// exactly min.insync.replicas (the topic's, or the broker's default):
+	// one of those replicas away, and producers with acks=all are refused.
+	ProbeAtMinISR = "partitions at min ISR"
 	ProbeLiveBrokers     = "live brokers"
 	// ProbeVersion is the Kafka version the node's Kafka container runs.
 	ProbeVersion = "kafka version"
@@ -70,6 +74,8 @@ func (c *Cluster) Probes(r Role) []Probe {
 				Argv: exec("kafka-topics.sh", "--bootstrap-server", "--describe", "--under-replicated-partitions")},
 			Probe{Name: ProbeUnavailable, Root: true,
 				Argv: exec("kafka-topics.sh", "--bootstrap-server", "--describe", "--unavailable-partitions")},
+			Probe{Name: ProbeAtMinISR, Root: true,
+				Argv: exec("kafka-topics.sh", "--bootstrap-server", "--describe", "--at-min-isr-partitions")},
 			// The brokers in the cluster's metadata: in KRaft, the
 			// registered brokers that are not fenced.
 			Probe{Name: ProbeLiveBrokers, Root: true,

@@ -59,7 +59,7 @@ func TestProbesRunKafkasToolsAgainstTheNodeItself(t *testing.T) {
 	if got := names(Controller); !slices.Equal(got, []string{ProbeBootc, ProbeUnit, ProbeVersion, ProbeQuorum}) {
 		t.Errorf("controller probes %v", got)
 	}
-	if got := names(Broker); !slices.Equal(got, []string{ProbeBootc, ProbeUnit, ProbeVersion, ProbeUnderReplicated, ProbeUnavailable, ProbeLiveBrokers, ProbeFeatures}) {
+	if got := names(Broker); !slices.Equal(got, []string{ProbeBootc, ProbeUnit, ProbeVersion, ProbeUnderReplicated, ProbeUnavailable, ProbeAtMinISR, ProbeLiveBrokers, ProbeFeatures}) {
 		t.Errorf("broker probes %v", got)
 	}
 	for _, r := range Roles {

@@ -83,7 +83,7 @@ func Renew(ctx context.Context, t Transport, c *nodes.Cluster, ns []health.Node,
 				return fmt.Errorf("installing the new certificate: %w", err)
 			}
 			installed = true
-			if err := restart(ctx, t, r.Node); err != nil {
+			if err := o.restart(ctx, t, c, ns, r.Node); err != nil {
 				return err
 			}
 			if err := o.Wait(ctx, "the new certificate", func(ctx context.Context) error {
@@ -105,7 +105,7 @@ func Renew(ctx context.Context, t Transport, c *nodes.Cluster, ns []health.Node,
 				return "", nil
 			}
 			cols[2] = "-"
-			return undoInstall(ctx, t, r.Node, nodes.NodePEMFile, "its previous certificate", o)
+			return o.undoInstall(ctx, t, c, ns, r.Node, nodes.NodePEMFile, "its previous certificate")
 		}
 		changes = append(changes, ch)
 	}
@@ -201,7 +201,7 @@ func Trust(ctx context.Context, t Transport, c *nodes.Cluster, ns []health.Node,
 				return fmt.Errorf("installing the trust bundle: %w", err)
 			}
 			installed = true
-			if err := restart(ctx, t, r.Node); err != nil {
+			if err := o.restart(ctx, t, c, ns, r.Node); err != nil {
 				return err
 			}
 			return o.gate(ctx, t, c, ns, r.Node)
@@ -210,7 +210,7 @@ func Trust(ctx context.Context, t Transport, c *nodes.Cluster, ns []health.Node,
 			if !installed {
 				return "", nil
 			}
-			return undoInstall(ctx, t, r.Node, nodes.CACertFile, "its previous trust store", o)
+			return o.undoInstall(ctx, t, c, ns, r.Node, nodes.CACertFile, "its previous trust store")
 		}
 		changes = append(changes, ch)
 	}
@@ -223,10 +223,19 @@ func Trust(ctx context.Context, t Transport, c *nodes.Cluster, ns []health.Node,
 	return apply(ctx, "trust rollout", "trusts it", table, changes, o.Log)
 }
 
-// restart restarts the units of a node that read its TLS files.
-func restart(ctx context.Context, t Transport, n health.Node) error {
+// restart restarts the units of a node that read its TLS files, once the
+// cluster can spare the node (see restartGate), each unit's restart
+// bounded by the timeout.
+func (o Options) restart(ctx context.Context, t Transport, c *nodes.Cluster, ns []health.Node, n health.Node) error {
+	if err := o.restartGate(ctx, t, c, ns, n); err != nil {
+		return err
+	}
+	return o.restartUnits(ctx, t, n)
+}
+
+func (o Options) restartUnits(ctx context.Context, t Transport, n health.Node) error {
 	for _, argv := range nodes.Restarts(n.Role) {
-		if _, err := t.Run(ctx, n.Host, nodes.AsRoot(argv)); err != nil {
+		if _, err := o.step(ctx, t, n.Host, argv, o.Timeout); err != nil {
 			return fmt.Errorf("restarting: %w", err)
 		}
 	}
@@ -234,13 +243,16 @@ func restart(ctx context.Context, t Transport, n health.Node) error {
 }
 
 // undoInstall puts back the file that an install replaced, and restarts
-// the node's units so that they read it.
-func undoInstall(ctx context.Context, t Transport, n health.Node, file, what string, o Options) (string, error) {
+// the node's units so that they read it, unless another node is away.
+func (o Options) undoInstall(ctx context.Context, t Transport, c *nodes.Cluster, ns []health.Node, n health.Node, file, what string) (string, error) {
 	fmt.Fprintf(o.Log, "%s: putting %s back\n", n.Name, what)
-	if _, err := t.Run(ctx, n.Host, nodes.AsRoot(nodes.RestoreTLS(file))); err != nil {
+	if _, err := o.step(ctx, t, n.Host, nodes.RestoreTLS(file), o.Timeout); err != nil {
 		return "restoring " + what, err
 	}
-	if err := restart(ctx, t, n); err != nil {
+	if err := othersAway(ctx, t, c, ns, n); err != nil {
+		return "restored " + what + ", not restarted", err
+	}
+	if err := o.restartUnits(ctx, t, n); err != nil {
 		return "restarting with " + what, err
 	}
 	return "restored " + what + " and restarted its units", nil

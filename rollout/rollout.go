@@ -136,10 +136,7 @@ func Run(ctx context.Context, run health.Runner, c *nodes.Cluster, ns []health.N
 		}
 		if o.Rollback {
 			ch.undo = func(ctx context.Context) (string, error) {
-				if err := o.rollback(ctx, run, s); err != nil {
-					return "rollback", err
-				}
-				return "rolled back", nil
+				return o.rollback(ctx, run, c, ns, s)
 			}
 		}
 		changes = append(changes, ch)
@@ -213,7 +210,7 @@ func (o Options) move(ctx context.Context, run health.Runner, c *nodes.Cluster, 
 		return health.ParseBootc(out)
 	}
 	fmt.Fprintf(o.Log, "%s: staging the image its tag points to\n", s.Name)
-	if _, err := run.Run(ctx, s.Host, nodes.AsRoot(nodes.ActionStage)); err != nil {
+	if _, err := o.step(ctx, run, s.Host, nodes.ActionStage, o.Timeout); err != nil {
 		return fmt.Errorf("staging: %w", err)
 	}
 	st, err := status(ctx)
@@ -223,10 +220,15 @@ func (o Options) move(ctx context.Context, run health.Runner, c *nodes.Cluster, 
 	if st.Staged != s.Target {
 		return fmt.Errorf("staged %s, want %s: the tag moved since the rollout started, or the registry serves another image", orNothing(st.Staged), s.Target)
 	}
+	// Staging takes minutes, in which another node may have gone: the
+	// cluster is judged again immediately before this node goes away.
+	if err := o.restartGate(ctx, run, c, ns, s.Node); err != nil {
+		return err
+	}
 	fmt.Fprintf(o.Log, "%s: rebooting into %s\n", s.Name, health.ShortDigest(s.Target))
 	// The connection drops with the reboot; whether the command says so
 	// first is up to the node.
-	run.Run(ctx, s.Host, nodes.AsRoot(nodes.ActionReboot))
+	o.step(ctx, run, s.Host, nodes.ActionReboot, attemptTimeout)
 	if err := o.Wait(ctx, "booting "+health.ShortDigest(s.Target), func(ctx context.Context) error {
 		st, err := status(ctx)
 		if err != nil {
@@ -240,6 +242,49 @@ func (o Options) move(ctx context.Context, run health.Runner, c *nodes.Cluster, 
 		return err
 	}
 	return o.gate(ctx, run, c, ns, s.Node)
+}
+
+// step runs one root command of an operation on a node, for at most
+// limit: a stuck bootc or systemctl must not hold the operation.
+func (o Options) step(ctx context.Context, run health.Runner, host string, argv []string, limit time.Duration) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	out, err := run.Run(ctx, host, nodes.AsRoot(argv))
+	if err != nil && ctx.Err() == context.DeadlineExceeded {
+		return out, fmt.Errorf("%s: no end within %s: %w", strings.Join(argv, " "), limit, err)
+	}
+	return out, err
+}
+
+// restartGate waits until node n may go away: the cluster healthy, and
+// nothing that n's absence would cost beyond n itself (see
+// health.Report.RestartBlockers). A blocker that waiting cannot clear
+// stops it at once.
+func (o Options) restartGate(ctx context.Context, run health.Runner, c *nodes.Cluster, ns []health.Node, n health.Node) error {
+	return o.Wait(ctx, "a safe moment to restart "+n.Name, func(ctx context.Context) error {
+		rep := health.Check(ctx, run, c, ns)
+		if !rep.Healthy() {
+			return errors.New(strings.Join(rep.Problems, "; "))
+		}
+		blockers, err := rep.RestartBlockers(ctx, run, c, n)
+		if err != nil {
+			return err
+		}
+		var whys []string
+		lasting := false
+		for _, b := range blockers {
+			whys = append(whys, b.Why)
+			lasting = lasting || b.Lasting
+		}
+		if len(whys) == 0 {
+			return nil
+		}
+		err = errors.New(strings.Join(whys, "; "))
+		if lasting {
+			return Final(err)
+		}
+		return err
+	})
 }
 
 // gate waits for the node's Kafka unit to be active, then for the whole
@@ -264,15 +309,56 @@ func (o Options) gate(ctx context.Context, run health.Runner, c *nodes.Cluster, 
 	})
 }
 
-// rollback boots the node back into the deployment it ran before.
-func (o Options) rollback(ctx context.Context, run health.Runner, s Step) error {
-	fmt.Fprintf(o.Log, "%s: rolling back to %s\n", s.Name, health.ShortDigest(s.Current))
-	if _, err := run.Run(ctx, s.Host, nodes.AsRoot(nodes.ActionRollback)); err != nil {
-		return err
+// rollback boots the node back into the deployment it ran before, when it
+// moved: a node that failed before its reboot still runs what it ran, and
+// is left alone. It is not restarted while another node is away: the
+// failure may be that node's, and a second node down is what a rollout
+// never causes.
+func (o Options) rollback(ctx context.Context, run health.Runner, c *nodes.Cluster, ns []health.Node, s Step) (string, error) {
+	out, err := health.RunProbe(ctx, run, c, s.Node, nodes.ProbeBootc)
+	if err != nil {
+		return "not rolled back: its state cannot be read", err
 	}
-	run.Run(ctx, s.Host, nodes.AsRoot(nodes.ActionReboot))
+	st, err := health.ParseBootc(out)
+	if err != nil {
+		return "not rolled back: its state cannot be read", err
+	}
+	if st.Booted == s.Current {
+		said := "not rolled back: it still runs " + health.ShortDigest(s.Current)
+		if st.Staged != "" {
+			said += ", with " + health.ShortDigest(st.Staged) + " staged for its next boot"
+		}
+		return said, nil
+	}
+	if err := othersAway(ctx, run, c, ns, s.Node); err != nil {
+		return "not rolled back", fmt.Errorf("%w: roll it back by hand (bootc rollback, then a reboot) once the other node is back", err)
+	}
+	fmt.Fprintf(o.Log, "%s: rolling back to %s\n", s.Name, health.ShortDigest(s.Current))
+	if _, err := o.step(ctx, run, s.Host, nodes.ActionRollback, o.Timeout); err != nil {
+		return "rollback", err
+	}
+	o.step(ctx, run, s.Host, nodes.ActionReboot, attemptTimeout)
+	return "rolled back", nil
+}
+
+// othersAway says which node other than n is away (unreachable, or its
+// Kafka unit not active): restarting n then would take a second node down.
+func othersAway(ctx context.Context, run health.Runner, c *nodes.Cluster, ns []health.Node, n health.Node) error {
+	rep := health.Check(ctx, run, c, ns)
+	for _, r := range rep.Rows {
+		if r.Name != n.Name && (r.Err != nil || r.Unit != "active") {
+			return fmt.Errorf("%s is away too; restarting %s now would take a second node down", r.Name, n.Name)
+		}
+	}
 	return nil
 }
+
+// Final marks an error that waiting cannot clear: Wait returns it at once.
+func Final(err error) error { return final{err} }
+
+type final struct{ error }
+
+func (f final) Unwrap() error { return f.error }
 
 // Wait polls ready every Poll until it answers nil, for at most Timeout.
 // Each look gets at most attemptTimeout: a node that reboots can leave a
@@ -285,6 +371,9 @@ func (o Options) Wait(ctx context.Context, what string, ready func(context.Conte
 		cancel()
 		if last == nil {
 			return nil
+		}
+		if errors.As(last, new(final)) {
+			return fmt.Errorf("waiting for %s: %w", what, last)
 		}
 		if time.Duration(attempt+1)*o.Poll > o.Timeout {
 			return fmt.Errorf("waiting for %s: gave up after %s: %v", what, o.Timeout, last)

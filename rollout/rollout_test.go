@@ -214,3 +214,126 @@ func TestANodeThatNeverComesBackHitsTheTimeout(t *testing.T) {
 		t.Errorf("steps after the node was lost: %v", f.Steps)
 	}
 }
+
+func TestAStuckStepEndsWithinTheTimeoutNamingTheNode(t *testing.T) {
+	c, ns, f := cluster(t)
+	f.Hang = "bootc upgrade"
+	o := fast
+	o.Timeout = 300 * time.Millisecond
+	done := make(chan error, 1)
+	go func() { _, err := Run(context.Background(), f, c, ns, o); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "rollout stopped at kafka-controller-1: staging: /usr/bin/bootc upgrade: no end within 300ms") {
+			t.Errorf("a bootc upgrade that never ends: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a rollout whose bootc upgrade never ends did not stop")
+	}
+	for _, n := range f.Nodes {
+		if n.Booted != old || n.Boots != 0 {
+			t.Errorf("%s changed: %+v", n.Name, n)
+		}
+	}
+}
+
+func TestRollbackLeavesANodeThatNeverMovedAlone(t *testing.T) {
+	c, ns, f := cluster(t)
+	// The tag moves before the first node stages: it fails while staging.
+	for name := range f.Tags {
+		f.Tags[name] = odd
+	}
+	o := fast
+	o.Rollback = true
+	_, err := Run(context.Background(), f, c, ns, o)
+	if err == nil || !strings.Contains(err.Error(), "not rolled back: it still runs 736b359467c9, with 000000000000 staged for its next boot") {
+		t.Errorf("a failure while staging: %v", err)
+	}
+	if got := strings.Join(f.Steps, ", "); got != "kafka-controller-1: stage" {
+		t.Errorf("steps %s: a node that never moved was rolled back or rebooted", got)
+	}
+}
+
+func TestRollbackNeverRestartsANodeWhileAnotherIsAway(t *testing.T) {
+	c, ns, f := cluster(t)
+	f.Nodes["kafka-controller-1"].UnitAfterBoot = "failed"
+	f.OnStep = func(f *fakenodes.Cluster) {
+		if strings.HasSuffix(f.Steps[len(f.Steps)-1], "reboot") {
+			f.Nodes["kafka-broker-3"].Unit = "failed"
+		}
+	}
+	o := fast
+	o.Rollback = true
+	_, err := Run(context.Background(), f, c, ns, o)
+	if err == nil || !strings.Contains(err.Error(), "not rolled back FAILED: kafka-broker-3 is away too; restarting kafka-controller-1 now would take a second node down") {
+		t.Errorf("%v", err)
+	}
+	if got := strings.Join(f.Steps, ", "); got != "kafka-controller-1: stage, kafka-controller-1: reboot" {
+		t.Errorf("steps %s", got)
+	}
+}
+
+func TestANodeIsNotRestartedWhenAnotherWentAwayWhileItStaged(t *testing.T) {
+	c, ns, f := cluster(t)
+	f.OnStep = func(f *fakenodes.Cluster) {
+		if f.Steps[len(f.Steps)-1] == "kafka-broker-2: stage" {
+			f.Nodes["kafka-broker-1"].Unit = "failed"
+		}
+	}
+	_, err := Run(context.Background(), f, c, ns, fast)
+	if err == nil || !strings.Contains(err.Error(), "rollout stopped at kafka-broker-2: waiting for a safe moment to restart kafka-broker-2: gave up after 1m0s: kafka-broker-1: the Kafka unit is failed") {
+		t.Errorf("%v", err)
+	}
+	if n := f.Nodes["kafka-broker-2"]; n.Boots != 0 {
+		t.Errorf("kafka-broker-2 rebooted while kafka-broker-1 was down")
+	}
+}
+
+func TestABrokerThatHoldsAPartitionAtMinISRWaitsThenStops(t *testing.T) {
+	c, ns, f := cluster(t)
+	f.AtMinISR = "\tTopic: orders\tPartition: 3\tLeader: 2\tReplicas: 1,2,3\tIsr: 2,1\tElr: \tLastKnownElr: \n"
+	slept := 0
+	o := fast
+	o.Sleep = func(context.Context, time.Duration) error { slept++; return nil }
+	_, err := Run(context.Background(), f, c, ns, o)
+	if err == nil || !strings.Contains(err.Error(), "rollout stopped at kafka-broker-1: waiting for a safe moment to restart kafka-broker-1: gave up after 1m0s: orders-3: its in-sync replicas 2,1 are its min.insync.replicas; with broker 1 away, producers with acks=all are refused") {
+		t.Errorf("%v", err)
+	}
+	if slept < 50 || f.Nodes["kafka-broker-1"].Boots != 0 {
+		t.Errorf("slept %d, broker 1 booted %d times", slept, f.Nodes["kafka-broker-1"].Boots)
+	}
+	// Every controller moved: none holds a partition.
+	for _, name := range []string{"kafka-controller-1", "kafka-controller-2", "kafka-controller-3"} {
+		if f.Nodes[name].Booted != neu {
+			t.Errorf("%s did not move", name)
+		}
+	}
+}
+
+func TestATopicWhoseReplicationFactorIsItsMinISRStopsTheRolloutAtOnce(t *testing.T) {
+	c, ns, f := cluster(t)
+	f.AtMinISR = "\tTopic: ledger\tPartition: 0\tLeader: 3\tReplicas: 3,2\tIsr: 3,2\tElr: \tLastKnownElr: \n"
+	slept := 0
+	o := fast
+	o.Sleep = func(context.Context, time.Duration) error { slept++; return nil }
+	_, err := Run(context.Background(), f, c, ns, o)
+	if err == nil || !strings.Contains(err.Error(), "rollout stopped at kafka-broker-2: waiting for a safe moment to restart kafka-broker-2: ledger-0: its in-sync replicas 3,2 are its min.insync.replicas") ||
+		!strings.Contains(err.Error(), "its replication factor equals its min.insync.replicas") {
+		t.Errorf("%v", err)
+	}
+	// Broker 1 holds no replica of it and moved; broker 2 waited no longer
+	// than the look that found it.
+	if f.Nodes["kafka-broker-1"].Booted != neu || f.Nodes["kafka-broker-2"].Boots != 0 || slept > 12 {
+		t.Errorf("broker 1 %s, broker 2 booted %d times, slept %d", f.Nodes["kafka-broker-1"].Booted, f.Nodes["kafka-broker-2"].Boots, slept)
+	}
+}
+
+func TestAChangedControllerSetIsRefusedNamingBothVoterSets(t *testing.T) {
+	c, ns, f := cluster(t)
+	f.Voters = []int{1001, 1002, 1003, 1004, 1005}
+	_, err := Run(context.Background(), f, c, ns, fast)
+	if err == nil || !strings.Contains(err.Error(), "refusing to start") ||
+		!strings.Contains(err.Error(), "the running voters are 1001,1002,1003,1004,1005, the cluster file's controllers are 1001,1002,1003") || len(f.Steps) != 0 {
+		t.Errorf("%v, steps %v", err, f.Steps)
+	}
+}

@@ -35,8 +35,19 @@ type Cluster struct {
 	Nodes  map[string]*Node
 	Tags   map[string]string
 	Leader int
+	// Voters are the quorum's voters; nil is the default cluster's
+	// 1001, 1002 and 1003.
+	Voters []int
 	URP    string
-	Steps  []string
+	// AtMinISR is what kafka-topics.sh --describe --at-min-isr-partitions
+	// prints: the partitions that one more replica out of sync would take
+	// below min.insync.replicas.
+	AtMinISR string
+	// Hang names a command (a substring of it) that never returns on any
+	// node, until its context ends: a node whose bootc, systemd or Kafka
+	// tool is stuck.
+	Hang  string
+	Steps []string
 	// OnStep, when set, runs after every step.
 	OnStep func(f *Cluster)
 	// VersionOf is the Kafka version of each image digest, which a node
@@ -64,7 +75,11 @@ func BootcJSON(booted, staged string) string {
 func (f *Cluster) quorum() string {
 	var b strings.Builder
 	b.WriteString("NodeId\tLogEndOffset\tLag\tLastFetchTimestamp\tLastCaughtUpTimestamp\tStatus  \t\n")
-	for _, id := range []int{1001, 1002, 1003} {
+	voters := f.Voters
+	if voters == nil {
+		voters = []int{1001, 1002, 1003}
+	}
+	for _, id := range voters {
 		status := "Follower"
 		if id == f.Leader {
 			status = "Leader  "
@@ -78,8 +93,14 @@ func (f *Cluster) quorum() string {
 }
 
 // Run answers a command as the node at host would.
-func (f *Cluster) Run(_ context.Context, host string, argv []string) ([]byte, error) {
+func (f *Cluster) Run(ctx context.Context, host string, argv []string) ([]byte, error) {
 	f.mu.Lock()
+	if hang := f.Hang; hang != "" && strings.Contains(strings.Join(argv, " "), hang) {
+		f.Steps = append(f.Steps, f.Nodes[host].Name+": hung on "+hang)
+		f.mu.Unlock()
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
 	defer f.mu.Unlock()
 	n := f.Nodes[host]
 	if n.Away > 0 {
@@ -111,6 +132,8 @@ func (f *Cluster) Run(_ context.Context, host string, argv []string) ([]byte, er
 		return []byte(f.quorum()), nil
 	case strings.Contains(cmd, "--under-replicated-partitions"):
 		return []byte(f.URP), nil
+	case strings.Contains(cmd, "--at-min-isr-partitions"):
+		return []byte(f.AtMinISR), nil
 	case strings.Contains(cmd, "--unavailable-partitions"):
 		return nil, nil
 	case strings.Contains(cmd, "kafka-broker-api-versions.sh"):
