@@ -223,7 +223,13 @@ func (c *Cluster) kafkaUnit(r Role) quadlets.Container {
 		Restart:      "always",
 		// The first start formats the log directory; leave it time.
 		TimeoutStartSec: "900",
-		WantedBy:        []string{"multi-user.target"},
+		// A broker's controlled shutdown moves its partitions' leadership
+		// away and flushes its logs; killed before the end, it recovers its
+		// logs at the next start and its partitions stay under-replicated
+		// longer. podman's 10 s is far too short for a busy broker.
+		StopTimeout:    strconv.Itoa(KafkaStopSeconds),
+		TimeoutStopSec: strconv.Itoa(KafkaStopSeconds + 60),
+		WantedBy:       []string{"multi-user.target"},
 	}
 	if c.TLS {
 		ctr = withSecrets(ctr, KafkaUID, kafkaSecrets())

@@ -25,6 +25,9 @@ const (
 	// KafkaUID is the uid of appuser, the user the apache/kafka image runs
 	// as (made by "adduser -D" in its Alpine base: the first user, 1000).
 	KafkaUID = 1000
+	// KafkaStopSeconds is how long a stopping Kafka container gets between
+	// SIGTERM and SIGKILL: long enough for a broker's controlled shutdown.
+	KafkaStopSeconds = 120
 )
 
 // managedProperties are the Kafka properties that kafka-bootc sets from the

@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -227,5 +228,23 @@ func TestSystemdAcceptsTheGeneratedServices(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err != nil || len(bytes.TrimSpace(out)) > 0 {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
+
+// TestKafkaGetsTimeForItsControlledShutdown: podman's converter gives the
+// Kafka container a stop timeout long enough for a broker's controlled
+// shutdown (podman's own default is 10 s), and systemd waits longer than
+// podman does before it kills the unit (its default is 90 s).
+func TestKafkaGetsTimeForItsControlledShutdown(t *testing.T) {
+	c := plan(t, exampleSpec())
+	for _, n := range c.Nodes {
+		s := nodeService(t, c, n)
+		if got := s.flag("--stop-timeout"); !slices.Equal(got, []string{strconv.Itoa(KafkaStopSeconds)}) {
+			t.Errorf("%s: --stop-timeout %q, want %d", n.Name, got, KafkaStopSeconds)
+		}
+		stop, _ := s.unit.Lookup(quadlet.ServiceGroup, "TimeoutStopSec")
+		if secs, err := strconv.Atoi(stop); err != nil || secs <= KafkaStopSeconds {
+			t.Errorf("%s: TimeoutStopSec %q: systemd must wait longer than podman's %d s", n.Name, stop, KafkaStopSeconds)
+		}
 	}
 }

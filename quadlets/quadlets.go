@@ -61,10 +61,16 @@ type Container struct {
 	Asserts []string
 	// ExecStartPre are commands that run before the container starts.
 	ExecStartPre [][]string
+	// StopTimeout is the seconds that podman gives the container between
+	// SIGTERM and SIGKILL when the unit stops (StopTimeout=, podman's
+	// --stop-timeout); empty is podman's 10.
+	StopTimeout string
 	// Restart is the service's Restart= policy.
 	Restart string
-	// TimeoutStartSec bounds the start, image pull included.
-	TimeoutStartSec string
+	// TimeoutStartSec bounds the start, image pull included;
+	// TimeoutStopSec the stop, which must leave room for StopTimeout:
+	// systemd kills the unit's processes after it (90 s by default).
+	TimeoutStartSec, TimeoutStopSec string
 	// WantedBy lists the targets that start the unit at boot.
 	WantedBy []string
 }
@@ -122,6 +128,7 @@ func (c Container) Render() ([]byte, error) {
 		return nil, fmt.Errorf("quadlet %q: %w", c.Name, err)
 	}
 	ctr.add("Environment", env...)
+	ctr.addIf("StopTimeout", c.StopTimeout)
 	if len(c.Exec) > 0 {
 		exec, err := words(c.Exec)
 		if err != nil {
@@ -140,6 +147,7 @@ func (c Container) Render() ([]byte, error) {
 	}
 	svc.addIf("Restart", c.Restart)
 	svc.addIf("TimeoutStartSec", c.TimeoutStartSec)
+	svc.addIf("TimeoutStopSec", c.TimeoutStopSec)
 
 	install := &section{name: "Install"}
 	install.add("WantedBy", c.WantedBy...)
