@@ -30,8 +30,8 @@ const (
 	// ProbeAtMinISR lists the partitions whose in-sync replicas are
 	// exactly min.insync.replicas (the topic's, or the broker's default):
 	// one of those replicas away, and producers with acks=all are refused.
-	ProbeAtMinISR = "partitions at min ISR"
-	ProbeLiveBrokers     = "live brokers"
+	ProbeAtMinISR    = "partitions at min ISR"
+	ProbeLiveBrokers = "live brokers"
 	// ProbeVersion is the Kafka version the node's Kafka container runs.
 	ProbeVersion = "kafka version"
 	// ProbeFeatures is the cluster's feature levels, metadata.version
