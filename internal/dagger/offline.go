@@ -9,7 +9,17 @@
 // against the real API of the engine version in dagger.json.
 package dagger
 
-import sdk "dagger.io/dagger"
+import (
+	sdk "dagger.io/dagger"
+
+	// The packages that the generated dagger.gen.go files import besides
+	// the SDK, so that the offline build compiles the dependency graph the
+	// engine compiles (TestTheOfflineStandInImportsWhatTheEngineGenerates).
+	_ "github.com/dagger/otel-go"
+	_ "go.opentelemetry.io/otel"
+	_ "go.opentelemetry.io/otel/propagation"
+	_ "go.opentelemetry.io/otel/trace"
+)
 
 type (
 	Client                        = sdk.Client

@@ -13,6 +13,14 @@ import (
 
 	sdk "dagger.io/dagger"
 	"github.com/dagger/querybuilder"
+
+	// The packages that the generated code imports besides the SDK, so
+	// that the offline build compiles the dependency graph the engine
+	// compiles (see the kafka-bootc module's dagger_pins_test.go).
+	_ "github.com/dagger/otel-go"
+	_ "go.opentelemetry.io/otel"
+	_ "go.opentelemetry.io/otel/propagation"
+	_ "go.opentelemetry.io/otel/trace"
 )
 
 // ReturnTypeAny lets an exec fail, so that its exit code can be read.
