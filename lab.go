@@ -352,7 +352,7 @@ func (l *Lab) container(ctx context.Context) (*dagger.Container, error) {
 	bin := m.pull(goImage).
 		WithMountedCache("/go/pkg/mod", dag.CacheVolume("kafka-bootc-go-mod")).
 		WithMountedCache("/root/.cache/go-build", dag.CacheVolume("kafka-bootc-go-build")).
-		WithDirectory("/src", dag.CurrentModule().Source(), dagger.ContainerWithDirectoryOpts{Include: []string{"go.mod", "go.sum", "**/*.go"}}).
+		WithDirectory("/src", dag.CurrentModule().Source(), dagger.ContainerWithDirectoryOpts{Include: lab.CommandSource}).
 		WithWorkdir("/src").
 		WithEnvVariable("CGO_ENABLED", "0").
 		WithExec([]string{"go", "build", "-trimpath", "-o", "/out/kafka-bootc-lab", "./cmd/kafka-bootc-lab"}).
