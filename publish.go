@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"dagger/kafka-bootc/internal/dagger"
@@ -180,9 +181,11 @@ func (m *KafkaBootc) BuildAll(
 }
 
 // checkPush asks the cluster's registry whether the module's logins may
-// push to every node's repository, before anything is built. A registry
-// that runs as a Dagger service is reached through Dagger alone, so it is
-// not asked: the publish itself finds a refusal there.
+// push to every node's repository, before anything is built: a refusal
+// fails build-all in seconds. A registry that runs as a Dagger service is
+// reached through Dagger alone, so it is not asked, and one that cannot be
+// asked from the module's container is said so on stderr, a line per
+// repository: the publish itself finds a refusal there.
 func (m *KafkaBootc) checkPush(ctx context.Context, c *nodes.Cluster, registryService *dagger.Service) error {
 	if c.Registry == "" || registryService != nil {
 		return nil
@@ -195,7 +198,11 @@ func (m *KafkaBootc) checkPush(ctx context.Context, c *nodes.Cluster, registrySe
 	for i, n := range c.Nodes {
 		repos[i] = c.Registry + "/" + n.Name
 	}
-	return pushcheck.Check(ctx, repos, logins, nil)
+	unasked, err := pushcheck.Check(ctx, repos, logins, nil)
+	for _, line := range unasked {
+		fmt.Fprintln(os.Stderr, line)
+	}
+	return err
 }
 
 // signingToolImages checks the signing tools' images that build-all was
