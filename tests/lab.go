@@ -108,7 +108,7 @@ func standInDisks(keys *dagger.Directory, size int, kcmdline string) (*dagger.Di
 		}
 	}
 	out := dag.Container().From(toolsImage).
-		WithExec([]string{"sh", "-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-utils cpio e2fsprogs xz-utils >/dev/null"}).
+		WithExec([]string{"sh", "-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-utils cpio e2fsprogs xz-utils libdevmapper1.02.1 liblzma5 >/dev/null"}).
 		WithMountedCache("/var/cache/bootdisk", dag.CacheVolume("kafka-bootc-e2e-bootdisk")).
 		WithEnvVariable("CACHE", "/var/cache/bootdisk").
 		WithDirectory("/bootdisk", dag.CurrentModule().Source().Directory("bootdisk")).

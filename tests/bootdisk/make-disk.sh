@@ -43,6 +43,12 @@ command -v qemu-img >/dev/null || need+=(qemu-utils)
 command -v cpio     >/dev/null || need+=(cpio)
 command -v mke2fs   >/dev/null || need+=(e2fsprogs)
 command -v xz       >/dev/null || need+=(xz-utils)
+# grub-mkimage, run from the extracted grub-common on the host, links
+# libdevmapper and liblzma: listed here, not found by ldd's output, which
+# a grep -q under pipefail can miss (ldd dies of SIGPIPE, and the test is
+# false).
+dpkg -s libdevmapper1.02.1 >/dev/null 2>&1 || need+=(libdevmapper1.02.1)
+dpkg -s liblzma5           >/dev/null 2>&1 || need+=(liblzma5)
 if [ ${#need[@]} -gt 0 ]; then
   log "installing host tools: ${need[*]}"
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need[@]}" >&2
@@ -194,9 +200,8 @@ menuentry "standin $HOST" {
   initrd /boot/initrd.img
 }
 EOF
-if LD_LIBRARY_PATH=$XLIB ldd "$X/usr/bin/grub-mkimage" | grep -q 'not found'; then   # runs on the host
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libdevmapper1.02.1 liblzma5 >&2
-fi
+missing_libs=$(LD_LIBRARY_PATH=$XLIB ldd "$X/usr/bin/grub-mkimage" 2>&1 | awk '/not found/{print $1}' || true)
+[ -z "$missing_libs" ] || { echo "grub-mkimage lacks on this host: $missing_libs" >&2; exit 1; }
 LD_LIBRARY_PATH=$XLIB "$X/usr/bin/grub-mkimage" -d "$GM" -O i386-pc -o "$W/core.img" \
   -p '(hd0,msdos1)/boot/grub' biosdisk part_msdos ext2 normal linux serial terminal configfile echo
 [ $(stat -c %s "$W/core.img") -lt $((2047*512)) ] || { echo "core.img too big" >&2; exit 1; }
