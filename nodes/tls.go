@@ -218,7 +218,12 @@ func kafkaSecrets() []secretFile {
 	return []secretFile{
 		{NodePEMPath, ctrNodePEM, "0400"},
 		{CACertPath, ctrCACert, "0444"},
-		{serverPropertiesSrc, ctrServerProperties, "0444"},
+		// The image's KafkaDockerWrapper copies the mounted file to
+		// /opt/kafka/config, mode and all (Java's Files.copy), and appends
+		// the environment's settings to the copy: read-only, every start
+		// fails with "error while preparing configs". The real Kafka of
+		// internal/realkafka found it.
+		{serverPropertiesSrc, ctrServerProperties, "0644"},
 		{clientPropertiesSrc, ctrClientProperties, "0444"},
 	}
 }
