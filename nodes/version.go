@@ -25,6 +25,15 @@ const (
 	maxKafkaMajor = 5
 )
 
+// Releases are the Kafka releases whose renderings kafka-bootc's tests
+// run on the real Kafka (internal/realkafka): the newest 3.x, where an
+// upgrade across 4.0 starts; 4.1, the first release that turns a static
+// quorum into a dynamic one; and the default image's.
+func Releases() []string {
+	v, _ := tagVersion(DefaultKafkaImage)
+	return []string{"3.9.2", "4.1.2", v.String()}
+}
+
 // KafkaVersion is a Kafka release, major.minor.patch.
 type KafkaVersion struct{ Major, Minor, Patch int }
 
