@@ -223,11 +223,16 @@ type Feature struct {
 	SupportedMin, SupportedMax, Finalized string
 }
 
+// featureField is a "Name: value" field of kafka-features.sh describe;
+// no name or value holds a space.
+var featureField = regexp.MustCompile(`(\w+): *(\S*)`)
+
 // ParseFeatures reads "kafka-features.sh describe": a line per feature,
-// "Feature: F\tSupportedMinVersion: A\tSupportedMaxVersion: B\t
-// FinalizedVersionLevel: C\tEpoch: E" (Kafka 3.8, FeatureCommand); Kafka 4
-// lists kraft.version, group.version and others too, and may leave the
-// epoch out.
+// "Feature: F  SupportedMinVersion: A  SupportedMaxVersion: B
+// FinalizedVersionLevel: C  Epoch: E". Kafka 3.9 separates the fields with
+// tabs; 4.4 pads them with spaces to columns, and lists kraft.version,
+// group.version and others too (testdata/real holds both, as the tools
+// print them).
 func ParseFeatures(out []byte) (map[string]Feature, error) {
 	features := map[string]Feature{}
 	for _, line := range strings.Split(string(out), "\n") {
@@ -235,11 +240,8 @@ func ParseFeatures(out []byte) (map[string]Feature, error) {
 			continue
 		}
 		fields := map[string]string{}
-		for _, f := range strings.Split(line, "\t") {
-			k, v, ok := strings.Cut(f, ": ")
-			if ok {
-				fields[k] = strings.TrimSpace(v)
-			}
+		for _, m := range featureField.FindAllStringSubmatch(line, -1) {
+			fields[m[1]] = m[2]
 		}
 		f := Feature{Name: fields["Feature"], SupportedMin: fields["SupportedMinVersion"],
 			SupportedMax: fields["SupportedMaxVersion"], Finalized: fields["FinalizedVersionLevel"]}
