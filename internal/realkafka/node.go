@@ -37,9 +37,12 @@ type Node struct {
 	// Container is what podman would run for the node's Kafka quadlet.
 	Ctr Container
 
-	cl   *Cluster
-	dist *Dist
-	veth string
+	cl *Cluster
+	// model is the rendering the node runs, and dist its release: a node
+	// that Upgrade moved runs another than the cluster's.
+	model *nodes.Cluster
+	dist  *Dist
+	veth  string
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -50,7 +53,7 @@ type Node struct {
 const appUID = nodes.KafkaUID
 
 func (cl *Cluster) newNode(n nodes.Node, i int) (*Node, error) {
-	node := &Node{Node: n, cl: cl, dist: cl.dist,
+	node := &Node{Node: n, cl: cl, model: cl.C, dist: cl.dist,
 		NS:   n.Hostname + "." + cl.bridge,
 		Addr: netip.AddrFrom4([4]byte{cl.gateway.As4()[0], cl.gateway.As4()[1], cl.gateway.As4()[2], byte(10 + i)}),
 		Dir:  filepath.Join(cl.Dir, n.Name),
@@ -86,7 +89,7 @@ func (n *Node) root(p string) string { return filepath.Join(n.Dir, "root", p) }
 // boot (the real one, on the node's root). Then it reads the Kafka
 // quadlet with podman's converter, and lays out what the container sees.
 func (n *Node) prepare() error {
-	c := n.cl.C
+	c := n.model
 	role, err := c.RoleImage(n.Role)
 	if err != nil {
 		return err
@@ -125,7 +128,7 @@ func (n *Node) prepare() error {
 // with its key and ca's trust, where the node's disk keeps them, with the
 // owners and modes that disks gives them.
 func (n *Node) InstallCertificate(ca *pki.CA, now time.Time) error {
-	certPEM, keyPEM, err := ca.Issue(n.cl.C.NodeIdentity(n.Node, nil, 30), now)
+	certPEM, keyPEM, err := ca.Issue(n.model.NodeIdentity(n.Node, nil, 30), now)
 	if err != nil {
 		return err
 	}
@@ -460,6 +463,33 @@ func (n *Node) Restart() error {
 	}
 	return n.Start()
 }
+
+// Upgrade moves the node onto another rendering of its cluster, as a
+// rollout onto a new build does: its Kafka stopped (controlled shutdown),
+// the files of its image and its release's jars replaced, its data kept,
+// and started again.
+func (n *Node) Upgrade(c *nodes.Cluster) error {
+	i := slices.IndexFunc(c.Nodes, func(m nodes.Node) bool { return m.Name == n.Name })
+	if i < 0 {
+		return fmt.Errorf("%s: not a node of the new rendering", n.Name)
+	}
+	dist, err := Fetch(c.KafkaVersion.String())
+	if err != nil {
+		return err
+	}
+	if err := checkAgent(c, dist); err != nil {
+		return err
+	}
+	n.Stop()
+	n.model, n.dist, n.Node = c, dist, c.Nodes[i]
+	if err := n.prepare(); err != nil {
+		return fmt.Errorf("%s: %w", n.Name, err)
+	}
+	return n.Start()
+}
+
+// Release is the Kafka release the node runs.
+func (n *Node) Release() string { return n.dist.Version }
 
 // Container runs argv in the node's Kafka container, as podman exec does:
 // as appuser, with the container's environment and files. It returns the
