@@ -64,7 +64,9 @@ func TestAKafka3ClusterUpgradedNodeByNodeTo4AndFinalizedKeepsEveryRecord(t *test
 	}
 	run := realkafka.Runner{Cluster: cl, Booted: neu}
 	order := slices.Clone(cl.Nodes)
-	slices.SortStableFunc(order, func(a, b *realkafka.Node) int { return boolInt(a.Role == nodes.Broker) - boolInt(b.Role == nodes.Broker) })
+	slices.SortStableFunc(order, func(a, b *realkafka.Node) int {
+		return boolInt(a.Role == nodes.Broker) - boolInt(b.Role == nodes.Broker)
+	})
 	for _, n := range order {
 		if err := n.Upgrade(target); err != nil {
 			t.Fatal(err)

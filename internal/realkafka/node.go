@@ -43,10 +43,10 @@ type Node struct {
 	model *nodes.Cluster
 	dist  *Dist
 	veth  string
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
+	mu    sync.Mutex
+	cmd   *exec.Cmd
+	done  chan struct{}
+	err   error
 }
 
 // appUID is the uid of appuser, whom the apache/kafka image runs Kafka as.
