@@ -3,6 +3,8 @@ package rollout
 import (
 	"context"
 	"fmt"
+	"io"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -11,26 +13,82 @@ import (
 	"dagger/kafka-bootc/health"
 	"dagger/kafka-bootc/internal/realkafka"
 	"dagger/kafka-bootc/nodes"
+	"dagger/kafka-bootc/remote"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 func TestMain(m *testing.M) { realkafka.Main(m) }
 
-// TestAKafka3ClusterUpgradedNodeByNodeTo4AndFinalizedKeepsEveryRecord: a
-// 3+3 cluster of the newest 3.x that the tests run, rolled node by node
-// onto the rendering of the default Kafka (each node stopped, its files
-// and jars replaced, its data kept, started), controllers first, the
-// cluster healthy after each; then Finalize raises metadata.version, and
-// every record written before the upgrade reads back after it.
-func TestAKafka3ClusterUpgradedNodeByNodeTo4AndFinalizedKeepsEveryRecord(t *testing.T) {
-	from, to := nodes.Releases()[0], nodes.Releases()[len(nodes.Releases())-1]
+// realNodes serves the cluster's nodes over real sshds, booted into
+// first, and returns the SSH transport that running's functions use, and
+// the nodes as they reach them.
+func realNodes(t *testing.T, cl *realkafka.Cluster, first realkafka.Deployment, c *nodes.Cluster) (*realkafka.Machines, *remote.SSH, []health.Node) {
+	t.Helper()
+	m, err := cl.Serve(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	ssh, err := remote.New(remote.Config{User: m.User, PrivateKey: m.ClientKey, KnownHosts: m.KnownHosts, Timeout: 15 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ssh.Close)
+	var ns []health.Node
+	for _, n := range c.Nodes {
+		ns = append(ns, health.Node{Node: n, Host: m.Host(n.Name)})
+	}
+	return m, ssh, ns
+}
+
+// oneAwayAtATime fails the test when two nodes' Kafka were away at the
+// same instant.
+func oneAwayAtATime(t *testing.T, away []realkafka.Interval) {
+	t.Helper()
+	for i, a := range away {
+		for _, b := range away[i+1:] {
+			aTill, bTill := a.Till, b.Till
+			if aTill.IsZero() {
+				aTill = time.Now()
+			}
+			if bTill.IsZero() {
+				bTill = time.Now()
+			}
+			if a.From.Before(bTill) && b.From.Before(aTill) {
+				t.Errorf("%s and %s were away at once: %s-%s and %s-%s", a.Node, b.Node,
+					a.From.Format("15:04:05.000"), aTill.Format("15:04:05.000"), b.From.Format("15:04:05.000"), bTill.Format("15:04:05.000"))
+			}
+		}
+	}
+}
+
+// TestAVersionUpgradeRolloutOnTheRealKafkaLosesNoAcknowledgedRecord: a
+// 3+3 cluster of the newest 3.x that the tests run, rolled out by Run over
+// SSH onto a build of the default Kafka while a producer writes
+// throughout (acks=all, idempotent): each node staged, restarted with its
+// files and jars replaced and its data kept, controllers first, never two
+// nodes away at once; then Run finalizes metadata.version. Every
+// acknowledged record reads back, and the longest stretch in which the
+// producer could not write is printed.
+func TestAVersionUpgradeRolloutOnTheRealKafkaLosesNoAcknowledgedRecord(t *testing.T) {
+	from := nodes.Releases()[0]
 	spec := nodes.Default()
 	spec.Name = "upgrade"
 	spec.KafkaImage = "docker.io/apache/kafka:" + from
 	spec.Broker.HeapMiB, spec.Controller.HeapMiB = 512, 256
 	cl := realkafka.Own(t, spec)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	spec.KafkaImage = nodes.Default().KafkaImage
+	target, err := nodes.Plan(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, ssh, ns := realNodes(t, cl, realkafka.Deployment{Digest: old, Model: cl.C}, target)
+	for i, n := range target.Nodes {
+		m.SetTag(n.Name, realkafka.Deployment{Digest: neu, Model: target})
+		ns[i].Published = neu
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 	defer cancel()
 
 	dir, err := cl.ClientFiles(cl.C.AdminUser)
@@ -38,70 +96,63 @@ func TestAKafka3ClusterUpgradedNodeByNodeTo4AndFinalizedKeepsEveryRecord(t *test
 		t.Fatal(err)
 	}
 	if _, err := cl.Client(ctx, dir, "/opt/kafka/bin/kafka-topics.sh", "--bootstrap-server", cl.C.Bootstrap(), "--command-config", "client.properties",
-		"--create", "--topic", "before-upgrade", "--replication-factor", "3", "--partitions", "3", "--config", "min.insync.replicas=2"); err != nil {
+		"--create", "--topic", "orders", "--replication-factor", "3", "--partitions", "3", "--config", "min.insync.replicas=2"); err != nil {
 		t.Fatal(err)
 	}
-	producer, err := cl.Kafka(dir, kgo.RequiredAcks(kgo.AllISRAcks()))
+	client, err := cl.Kafka(dir, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordDeliveryTimeout(30*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
-	const records = 300
-	for i := range records {
-		if err := producer.ProduceSync(ctx, &kgo.Record{Topic: "before-upgrade", Value: fmt.Appendf(nil, "r%d", i)}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	producer.Close()
+	producer := realkafka.Produce(client, "orders")
+	time.Sleep(5 * time.Second)
 
-	spec.KafkaImage = nodes.Default().KafkaImage
-	target, err := nodes.Plan(spec)
+	var log strings.Builder
+	start := time.Now()
+	out, err := Run(ctx, ssh, target, ns, Options{Timeout: 5 * time.Minute, Poll: 3 * time.Second, Log: io.MultiWriter(&log, testLog{t})})
+	took := time.Since(start)
+	acked, failed, stall := producer.Stop()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v\n%s", err, cl.Tails(20))
 	}
-	var ns []health.Node
-	for _, n := range target.Nodes {
-		ns = append(ns, health.Node{Node: n, Host: n.Hostname})
+	t.Logf("rollout:\n%s", out)
+	if strings.Count(out, " moved") != 6 || !strings.Contains(out, "metadata.version finalized: "+from[:3]) {
+		t.Errorf("the rollout's report:\n%s", out)
 	}
-	run := realkafka.Runner{Cluster: cl, Booted: neu}
-	order := slices.Clone(cl.Nodes)
-	slices.SortStableFunc(order, func(a, b *realkafka.Node) int {
-		return boolInt(a.Role == nodes.Broker) - boolInt(b.Role == nodes.Broker)
-	})
-	for _, n := range order {
-		if err := n.Upgrade(target); err != nil {
-			t.Fatal(err)
+	for _, n := range cl.Nodes {
+		if n.Release() != target.KafkaVersion.String() || m.Booted(n.Name).Digest != neu {
+			t.Errorf("%s runs Kafka %s, booted %s", n.Name, n.Release(), m.Booted(n.Name).Digest)
 		}
-		o := Options{Timeout: 4 * time.Minute, Poll: 3 * time.Second}.withDefaults()
-		if err := o.Wait(ctx, "the cluster's health after "+n.Name, func(ctx context.Context) error {
-			if rep := health.Check(ctx, run, target, ns); !rep.Healthy() {
-				return fmt.Errorf("%s", strings.Join(rep.Problems, "; "))
-			}
-			return nil
-		}); err != nil {
-			t.Fatalf("%v\n%s", err, cl.Tails(20))
-		}
-		t.Logf("%s runs Kafka %s; the cluster is healthy", n.Name, n.Release())
 	}
-	out, err := Finalize(ctx, run, target, ns, Options{Timeout: 4 * time.Minute})
-	if err != nil {
-		t.Fatal(err)
+	away := m.Away()
+	oneAwayAtATime(t, away)
+	if len(away) != 6 {
+		t.Errorf("nodes away %d times, want each of the 6 once: %v", len(away), away)
 	}
-	if !strings.Contains(out, "metadata.version finalized: "+from[:3]) || !strings.Contains(out, " to "+to[:3]) {
-		t.Errorf("finalize said %q", out)
-	}
-
-	consumer, err := cl.Kafka(dir, kgo.ConsumeTopics("before-upgrade"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	consumer, err := cl.Kafka(dir, kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer consumer.Close()
-	seen := map[string]bool{}
-	for len(seen) < records && ctx.Err() == nil {
-		consumer.PollFetches(ctx).EachRecord(func(r *kgo.Record) { seen[string(r.Value)] = true })
+	rctx, rcancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer rcancel()
+	if missing := realkafka.ReadAll(rctx, consumer, "orders", acked); len(missing) > 0 {
+		t.Errorf("%d of %d acknowledged records are gone, the first %s", len(missing), len(acked), missing[0])
 	}
-	for i := range records {
-		if !seen[fmt.Sprintf("r%d", i)] {
-			t.Fatalf("record r%d, written before the upgrade, is gone (%d of %d read back)", i, len(seen), records)
-		}
+	if len(acked) < 100 {
+		t.Errorf("only %d records acknowledged during the rollout", len(acked))
 	}
+	fmt.Fprintf(os.Stdout, "rollout of 3+3 real nodes, Kafka %s to %s: %s in all, %s per node; %d records acknowledged, %d not; longest produce stall %s\n",
+		from, target.KafkaVersion, took.Round(time.Second), (took / 6).Round(time.Second), len(acked), failed, stall.Round(time.Millisecond))
+	slices.SortFunc(away, func(a, b realkafka.Interval) int { return a.From.Compare(b.From) })
+	for _, a := range away {
+		t.Logf("%s away %s", a.Node, a.Till.Sub(a.From).Round(time.Millisecond))
+	}
+}
+
+// testLog writes a rollout's progress to the test's log.
+type testLog struct{ t *testing.T }
+
+func (l testLog) Write(p []byte) (int, error) {
+	l.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
 }

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"dagger/kafka-bootc/nodes"
@@ -172,9 +173,16 @@ func checkAgent(c *nodes.Cluster, d *Dist) error {
 // network makes the cluster's bridge, with an address for the test
 // process, on a /24 that no route of the machine uses.
 func (cl *Cluster) network() error {
+	sweep()
 	tag := make([]byte, 3)
 	rand.Read(tag)
 	cl.bridge = "rk" + hex.EncodeToString(tag)
+	if err := os.MkdirAll(owners, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(owners, cl.bridge), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		return err
+	}
 	routes, _ := exec.Command("ip", "-4", "route", "show").Output()
 	for try := 0; ; try++ {
 		b := make([]byte, 2)
@@ -211,6 +219,40 @@ func (cl *Cluster) network() error {
 	return nil
 }
 
+// owners records, for each cluster's bridge, the test process that made
+// it.
+const owners = "/run/realkafka"
+
+// sweep removes the clusters whose test process is gone without closing
+// them (killed, or out of time): their Kafka processes, namespaces and
+// bridge.
+func sweep() {
+	entries, _ := os.ReadDir(owners)
+	for _, e := range entries {
+		b, _ := os.ReadFile(filepath.Join(owners, e.Name()))
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err == nil && syscall.Kill(pid, 0) == nil {
+			continue
+		}
+		out, _ := exec.Command("ip", "netns", "list").Output()
+		for _, line := range strings.Split(string(out), "\n") {
+			ns, _, _ := strings.Cut(line, " ")
+			if !strings.HasSuffix(ns, "."+e.Name()) {
+				continue
+			}
+			pids, _ := exec.Command("ip", "netns", "pids", ns).Output()
+			for _, p := range strings.Fields(string(pids)) {
+				if n, err := strconv.Atoi(p); err == nil {
+					syscall.Kill(n, syscall.SIGKILL)
+				}
+			}
+			run("ip", "netns", "del", ns)
+		}
+		run("ip", "link", "del", e.Name())
+		os.Remove(filepath.Join(owners, e.Name()))
+	}
+}
+
 // Close stops every node at once (no controlled shutdown) and removes the
 // namespaces, the bridge and, when the harness made it, the directory.
 func (cl *Cluster) Close() {
@@ -223,6 +265,7 @@ func (cl *Cluster) Close() {
 	}
 	if cl.bridge != "" {
 		run("ip", "link", "del", cl.bridge)
+		os.Remove(filepath.Join(owners, cl.bridge))
 	}
 	if cl.rule != nil {
 		run("iptables", append([]string{"-D"}, cl.rule...)...)

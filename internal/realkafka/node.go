@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -486,6 +487,19 @@ func (n *Node) Upgrade(c *nodes.Cluster) error {
 		return fmt.Errorf("%s: %w", n.Name, err)
 	}
 	return n.Start()
+}
+
+// waitListening waits, at most for d, until the node's Kafka listener
+// accepts connections: the node is back in the cluster's service.
+func (n *Node) waitListening(d time.Duration) bool {
+	addr := net.JoinHostPort(n.Addr.String(), strconv.Itoa(n.model.Roles[n.Role].Port))
+	for start := time.Now(); time.Since(start) < d && n.Running(); time.Sleep(200 * time.Millisecond) {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			return true
+		}
+	}
+	return false
 }
 
 // Release is the Kafka release the node runs.

@@ -109,7 +109,12 @@ func CloseShared() {
 }
 
 // Main runs a package's tests and stops its shared clusters after them.
+// It is also the nodes' shell: sshd runs the test binary for every command
+// sent to a node (see Machines), and Main hands the command to the harness.
 func Main(m *testing.M) {
+	if os.Getenv(nodeShellSocket) != "" {
+		os.Exit(nodeShell())
+	}
 	code := m.Run()
 	CloseShared()
 	os.Exit(code)
