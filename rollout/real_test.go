@@ -156,3 +156,108 @@ func (l testLog) Write(p []byte) (int, error) {
 	l.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }
+
+// defaultOnRealNodes is the default cluster on the real Kafka, shared by
+// this package's tests, served over SSH, every node booted into old and
+// its tag on neu; only the brokers are to move (the controllers' target is
+// what they run), which is where the cases below happen.
+func defaultOnRealNodes(t *testing.T) (*realkafka.Cluster, *realkafka.Machines, *remote.SSH, []health.Node) {
+	cl := realkafka.Shared(t, "default", nodes.Default())
+	m, ssh, ns := realNodes(t, cl, realkafka.Deployment{Digest: old, Model: cl.C}, cl.C)
+	for i, n := range cl.C.Nodes {
+		m.SetTag(n.Name, realkafka.Deployment{Digest: neu, Model: cl.C})
+		ns[i].Published = neu
+		if n.Role == nodes.Controller {
+			ns[i].Published = old
+		}
+	}
+	return cl, m, ssh, ns
+}
+
+// TestANodeThatStopsAnsweringMidRolloutStopsItWithinItsTimeout: the sshd
+// of kafka-broker-2 freezes (it accepts connections and never answers)
+// once kafka-broker-1 has moved. The rollout stops within its SSH timeout,
+// names the node, and leaves every node after it as it was.
+func TestANodeThatStopsAnsweringMidRolloutStopsItWithinItsTimeout(t *testing.T) {
+	cl, m, ssh, ns := defaultOnRealNodes(t)
+	t.Cleanup(func() { m.Thaw("kafka-broker-2") })
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	var frozeAt time.Time
+	freeze := logFunc(func(line string) {
+		t.Log(line)
+		if line == "kafka-broker-1: done, the cluster is healthy" {
+			m.Freeze("kafka-broker-2")
+			frozeAt = time.Now()
+		}
+	})
+	_, err := Run(ctx, ssh, cl.C, ns, Options{Timeout: 3 * time.Minute, Poll: 3 * time.Second, Log: freeze})
+	if frozeAt.IsZero() {
+		t.Fatalf("the rollout stopped before kafka-broker-1 moved: %v", err)
+	}
+	stopped := time.Since(frozeAt)
+	if err == nil || !strings.Contains(err.Error(), "rollout stopped at kafka-broker-2") ||
+		!strings.Contains(err.Error(), "no answer within 15s") && !strings.Contains(err.Error(), "does not finish the handshake") ||
+		!strings.Contains(err.Error(), "kafka-broker-3       736b359467c9   16dc2b6256b4   untouched") {
+		t.Errorf("a frozen node: %v", err)
+	}
+	if stopped > time.Minute {
+		t.Errorf("the rollout stopped %s after the node froze, with a 15 s SSH timeout", stopped.Round(time.Second))
+	}
+	if m.Booted("kafka-broker-1").Digest != neu || m.Booted("kafka-broker-2").Digest != old || m.Booted("kafka-broker-3").Digest != old {
+		t.Errorf("after the stop: broker 1 %s, broker 2 %s, broker 3 %s", m.Booted("kafka-broker-1").Digest, m.Booted("kafka-broker-2").Digest, m.Booted("kafka-broker-3").Digest)
+	}
+	for _, n := range cl.Nodes {
+		if !n.Running() {
+			t.Errorf("%s's Kafka is down after the stop", n.Name)
+		}
+	}
+}
+
+// TestATopicWhoseReplicationFactorIsItsMinISRStopsTheRolloutOnRealKafka:
+// a topic with replication factor 2 and min.insync.replicas 2: the first
+// broker that holds it may not restart, and the rollout stops at once,
+// naming the partition, with no broker restarted.
+func TestATopicWhoseReplicationFactorIsItsMinISRStopsTheRolloutOnRealKafka(t *testing.T) {
+	cl, m, ssh, ns := defaultOnRealNodes(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	dir, err := cl.ClientFiles(cl.C.AdminUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Client(ctx, dir, "/opt/kafka/bin/kafka-topics.sh", "--bootstrap-server", cl.C.Bootstrap(), "--command-config", "client.properties",
+		"--create", "--topic", "ledger", "--replica-assignment", "1:2", "--config", "min.insync.replicas=2"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cl.Client(context.Background(), dir, "/opt/kafka/bin/kafka-topics.sh", "--bootstrap-server", cl.C.Bootstrap(), "--command-config", "client.properties", "--delete", "--topic", "ledger")
+	})
+	start := time.Now()
+	_, err = Run(ctx, ssh, cl.C, ns, Options{Timeout: 5 * time.Minute, Poll: 3 * time.Second, Log: testLog{t}})
+	if err == nil || !strings.Contains(err.Error(), "rollout stopped at kafka-broker-1: waiting for a safe moment to restart kafka-broker-1: ledger-0: its in-sync replicas") ||
+		!strings.Contains(err.Error(), "its replication factor equals its min.insync.replicas") {
+		t.Errorf("a topic of replication factor 2 and min ISR 2: %v", err)
+	}
+	if took := time.Since(start); took > 2*time.Minute {
+		t.Errorf("refused after %s, not at once", took.Round(time.Second))
+	}
+	for _, n := range []string{"kafka-broker-1", "kafka-broker-2", "kafka-broker-3"} {
+		if m.Booted(n).Digest != old {
+			t.Errorf("%s moved", n)
+		}
+	}
+	for _, a := range m.Away() {
+		t.Errorf("%s was taken away", a.Node)
+	}
+}
+
+// logFunc is a rollout's log that hands each line to a function.
+type logFunc func(line string)
+
+func (f logFunc) Write(p []byte) (int, error) {
+	for _, line := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
+		f(line)
+	}
+	return len(p), nil
+}

@@ -14,8 +14,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"dagger/kafka-bootc/internal/fakenodes"
@@ -174,8 +176,9 @@ func (m *Machines) Away() []Interval {
 	return out
 }
 
-// Freeze stops a node's sshd with SIGSTOP: it accepts connections and
-// never answers, as a node that hangs does. Thaw undoes it.
+// Freeze stops a node's sshd and its sessions with SIGSTOP: it accepts
+// connections and never answers, on a new connection or an open one, as a
+// node that hangs does. Thaw undoes it.
 func (m *Machines) Freeze(name string) error { return m.signal(name, "STOP") }
 
 // Thaw lets a frozen node's sshd go on.
@@ -188,7 +191,47 @@ func (m *Machines) signal(name, sig string) error {
 	if mc == nil || mc.sshd == nil {
 		return fmt.Errorf("%s: no sshd", name)
 	}
-	return exec.Command("kill", "-"+sig, fmt.Sprint(mc.sshd.Process.Pid)).Run()
+	pids := append([]int{mc.sshd.Process.Pid}, descendants(mc.sshd.Process.Pid)...)
+	for _, p := range pids {
+		if sig == "STOP" {
+			syscall.Kill(p, syscall.SIGSTOP)
+		} else {
+			syscall.Kill(p, syscall.SIGCONT)
+		}
+	}
+	return nil
+}
+
+// descendants lists the processes below pid.
+func descendants(pid int) []int {
+	parent := map[int]int{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so read after
+		// its closing parenthesis.
+		fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(fields) > 1 {
+			parent[p], _ = strconv.Atoi(fields[1])
+		}
+	}
+	var out []int
+	for p := range parent {
+		for q := parent[p]; q > 1; q = parent[q] {
+			if q == pid {
+				out = append(out, p)
+				break
+			}
+		}
+	}
+	return out
 }
 
 // Close stops the sshds and the socket.
