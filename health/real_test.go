@@ -44,7 +44,7 @@ func admin(t *testing.T, cl *realkafka.Cluster, tool string, args ...string) str
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := cl.Client(realCtx(t), dir, append([]string{"/opt/kafka/bin/" + tool, "--bootstrap-server", cl.C.Bootstrap(), "--command-config", "client.properties"}, args...)...)
+	out, err := cl.Tool(realCtx(t), dir, tool, args...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"dagger/kafka-bootc/health"
 	"dagger/kafka-bootc/internal/realkafka"
 	"dagger/kafka-bootc/nodes"
+	"dagger/kafka-bootc/pki"
 	"dagger/kafka-bootc/remote"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -23,7 +25,7 @@ func TestMain(m *testing.M) { realkafka.Main(m) }
 // realNodes serves the cluster's nodes over real sshds, booted into
 // first, and returns the SSH transport that running's functions use, and
 // the nodes as they reach them.
-func realNodes(t *testing.T, cl *realkafka.Cluster, first realkafka.Deployment, c *nodes.Cluster) (*realkafka.Machines, *remote.SSH, []health.Node) {
+func realNodes(t testing.TB, cl *realkafka.Cluster, first realkafka.Deployment, c *nodes.Cluster) (*realkafka.Machines, *remote.SSH, []health.Node) {
 	t.Helper()
 	m, err := cl.Serve(first)
 	if err != nil {
@@ -95,8 +97,7 @@ func TestAVersionUpgradeRolloutOnTheRealKafkaLosesNoAcknowledgedRecord(t *testin
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cl.Client(ctx, dir, "/opt/kafka/bin/kafka-topics.sh", "--bootstrap-server", cl.C.Bootstrap(), "--command-config", "client.properties",
-		"--create", "--topic", "orders", "--replication-factor", "3", "--partitions", "3", "--config", "min.insync.replicas=2"); err != nil {
+	if _, err := cl.Tool(ctx, dir, "kafka-topics.sh", "--create", "--topic", "orders", "--replication-factor", "3", "--partitions", "3", "--config", "min.insync.replicas=2"); err != nil {
 		t.Fatal(err)
 	}
 	client, err := cl.Kafka(dir, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordDeliveryTimeout(30*time.Second))
@@ -226,12 +227,11 @@ func TestATopicWhoseReplicationFactorIsItsMinISRStopsTheRolloutOnRealKafka(t *te
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cl.Client(ctx, dir, "/opt/kafka/bin/kafka-topics.sh", "--bootstrap-server", cl.C.Bootstrap(), "--command-config", "client.properties",
-		"--create", "--topic", "ledger", "--replica-assignment", "1:2", "--config", "min.insync.replicas=2"); err != nil {
+	if _, err := cl.Tool(ctx, dir, "kafka-topics.sh", "--create", "--topic", "ledger", "--replica-assignment", "1:2", "--config", "min.insync.replicas=2"); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		cl.Client(context.Background(), dir, "/opt/kafka/bin/kafka-topics.sh", "--bootstrap-server", cl.C.Bootstrap(), "--command-config", "client.properties", "--delete", "--topic", "ledger")
+		cl.Tool(context.Background(), dir, "kafka-topics.sh", "--delete", "--topic", "ledger")
 	})
 	start := time.Now()
 	_, err = Run(ctx, ssh, cl.C, ns, Options{Timeout: 5 * time.Minute, Poll: 3 * time.Second, Log: testLog{t}})
@@ -260,4 +260,140 @@ func (f logFunc) Write(p []byte) (int, error) {
 		f(line)
 	}
 	return len(p), nil
+}
+
+// TestACARotationOnTheRealKafkaKeepsClientsWriting: a CA rotation as
+// docs/operations.md gives it, on real nodes over SSH, with a producer
+// that reconnects throughout: the nodes trust the old and the new CA
+// (Trust), then get certificates of the new one (Renew), then trust the
+// new one alone (Trust). The producer's client presents a certificate of
+// the old CA and trusts both during the first two steps, and one of the
+// new CA during the last. No acknowledged record is lost, no two nodes are
+// away at once, and a client of the old CA is refused at the end.
+func TestACARotationOnTheRealKafkaKeepsClientsWriting(t *testing.T) {
+	spec := nodes.Default()
+	spec.Name = "rotation"
+	spec.Controllers = 1
+	spec.Broker.HeapMiB, spec.Controller.HeapMiB = 512, 256
+	cl := realkafka.Own(t, spec)
+	m, ssh, ns := realNodes(t, cl, realkafka.Deployment{Digest: old, Model: cl.C}, cl.C)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	o := Options{Timeout: 5 * time.Minute, Poll: 3 * time.Second, Log: testLog{t}}
+
+	oldDir, err := cl.ClientFiles(cl.C.AdminUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Tool(ctx, oldDir, "kafka-topics.sh", "--create", "--topic", "rotation", "--replication-factor", "3", "--partitions", "3", "--config", "min.insync.replicas=2"); err != nil {
+		t.Fatal(err)
+	}
+	newCertPEM, newKeyPEM, err := pki.NewCA("kafka-bootc test CA 2", 365, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle := append(append([]byte{}, cl.CA.CertPEM...), newCertPEM...)
+	newCA, err := pki.LoadCA(bundle, newKeyPEM, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(oldDir, "ca.crt"), bundle, 0o644)
+	client, err := cl.Kafka(oldDir, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordDeliveryTimeout(30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	producer := realkafka.Produce(client, "rotation")
+	if _, err := Trust(ctx, ssh, cl.C, ns, bundle, o); err != nil {
+		t.Fatalf("trusting both CAs: %v", err)
+	}
+	if _, err := Renew(ctx, ssh, cl.C, ns, newCA, 30, o); err != nil {
+		t.Fatalf("renewing from the new CA: %v", err)
+	}
+	acked, failed, stall := producer.Stop()
+
+	newOnly, err := pki.LoadCA(newCertPEM, newKeyPEM, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	newDir, err := cl.ClientFilesFrom(newOnly, cl.C.AdminUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err = cl.Kafka(newDir, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordDeliveryTimeout(30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	producer = realkafka.Produce(client, "rotation")
+	if _, err := Trust(ctx, ssh, cl.C, ns, newCertPEM, o); err != nil {
+		t.Fatalf("trusting the new CA alone: %v", err)
+	}
+	acked2, failed2, stall2 := producer.Stop()
+	oneAwayAtATime(t, m.Away())
+
+	consumer, err := cl.Kafka(newDir, kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer consumer.Close()
+	all := append(acked, acked2...)
+	if missing := realkafka.ReadAll(ctx, consumer, "rotation", all); len(missing) > 0 {
+		t.Errorf("%d of %d acknowledged records are gone, the first %s", len(missing), len(all), missing[0])
+	}
+	if len(acked) < 50 || len(acked2) < 50 {
+		t.Errorf("acknowledged %d records during trust and renewal, %d during the last trust", len(acked), len(acked2))
+	}
+	refused, err := cl.Kafka(oldDir, kgo.RecordRetries(1), kgo.RecordDeliveryTimeout(20*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer refused.Close()
+	if err := refused.ProduceSync(ctx, &kgo.Record{Topic: "rotation", Value: []byte("old CA")}).FirstErr(); err == nil {
+		t.Error("a client of the old CA still writes after the rotation")
+	}
+	fmt.Fprintf(os.Stdout, "CA rotation of 1+3 real nodes: %d records acknowledged (%d not), longest stall %s during trust and renewal; %d (%d not), longest stall %s during the last trust\n",
+		len(acked), failed, stall.Round(time.Millisecond), len(acked2), failed2, stall2.Round(time.Millisecond))
+}
+
+// BenchmarkRolloutOf3Plus3RealNodes: the default cluster on the real Kafka
+// rolled out over SSH onto a new build while a producer writes; it
+// reports the rollout's seconds, seconds per node and the longest stretch
+// in which the producer could not write. Run it with
+// go test ./rollout -run '^$' -bench RolloutOf3Plus3 -benchtime 1x.
+func BenchmarkRolloutOf3Plus3RealNodes(b *testing.B) {
+	cl := realkafka.Own(b, nodes.Default())
+	dir, err := cl.ClientFiles(cl.C.AdminUser)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := cl.Tool(ctx, dir, "kafka-topics.sh", "--create", "--topic", "bench", "--replication-factor", "3", "--partitions", "3", "--config", "min.insync.replicas=2"); err != nil {
+		b.Fatal(err)
+	}
+	from, to := old, neu
+	var total, stall time.Duration
+	for range b.N {
+		m, ssh, ns := realNodes(b, cl, realkafka.Deployment{Digest: from, Model: cl.C}, cl.C)
+		for i, n := range cl.C.Nodes {
+			m.SetTag(n.Name, realkafka.Deployment{Digest: to, Model: cl.C})
+			ns[i].Published = to
+		}
+		client, err := cl.Kafka(dir, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordDeliveryTimeout(30*time.Second))
+		if err != nil {
+			b.Fatal(err)
+		}
+		producer := realkafka.Produce(client, "bench")
+		start := time.Now()
+		if _, err := Run(ctx, ssh, cl.C, ns, Options{Timeout: 5 * time.Minute, Poll: 3 * time.Second}); err != nil {
+			b.Fatal(err)
+		}
+		total += time.Since(start)
+		_, _, s := producer.Stop()
+		stall = max(stall, s)
+		m.Close()
+		ssh.Close()
+		from, to = to, from
+	}
+	b.ReportMetric(total.Seconds()/float64(b.N), "s/rollout")
+	b.ReportMetric(total.Seconds()/float64(b.N)/float64(len(cl.Nodes)), "s/node")
+	b.ReportMetric(float64(stall.Milliseconds()), "ms-longest-stall")
 }

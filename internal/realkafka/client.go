@@ -149,3 +149,14 @@ func (cl *Cluster) Kafka(dir string, opts ...kgo.Opt) (*kgo.Client, error) {
 	}
 	return kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(strings.Split(cl.C.Bootstrap(), ",")...), kgo.Dialer(dial)}, opts...)...)
 }
+
+// Tool runs one of Kafka's tools that take --command-config (kafka-topics.sh,
+// kafka-acls.sh, ...) from the clients' namespace, as the identity whose
+// files are in dir, against the cluster's brokers.
+func (cl *Cluster) Tool(ctx context.Context, dir, tool string, args ...string) ([]byte, error) {
+	argv := []string{"/opt/kafka/bin/" + tool, "--bootstrap-server", cl.C.Bootstrap()}
+	if cl.C.TLS {
+		argv = append(argv, "--command-config", "client.properties")
+	}
+	return cl.Client(ctx, dir, append(argv, args...)...)
+}

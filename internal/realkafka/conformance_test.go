@@ -123,8 +123,7 @@ func TestTheAdminClientFilesCreateATopicAndReadEveryRecordBackOverMutualTLS(t *t
 	}
 	ctx := ctxFor(t, 3*time.Minute)
 	// Kafka's own tools, with client.properties as client writes it.
-	if _, err := cl.Client(ctx, dir, "/opt/kafka/bin/kafka-topics.sh", "--bootstrap-server", cl.C.Bootstrap(), "--command-config", "client.properties",
-		"--create", "--topic", "admin-round-trip", "--replication-factor", "3", "--partitions", "3"); err != nil {
+	if _, err := cl.Tool(ctx, dir, "kafka-topics.sh", "--create", "--topic", "admin-round-trip", "--replication-factor", "3", "--partitions", "3"); err != nil {
 		t.Fatal(err)
 	}
 	client, err := cl.Kafka(dir, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
@@ -176,8 +175,7 @@ func TestAnotherIdentityIsRefusedUntilTheAdminGrantsIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := ctxFor(t, 3*time.Minute)
-	if _, err := cl.Client(ctx, admin, "/opt/kafka/bin/kafka-topics.sh", "--bootstrap-server", cl.C.Bootstrap(), "--command-config", "client.properties",
-		"--create", "--topic", "granted", "--replication-factor", "3", "--partitions", "1"); err != nil {
+	if _, err := cl.Tool(ctx, admin, "kafka-topics.sh", "--create", "--topic", "granted", "--replication-factor", "3", "--partitions", "1"); err != nil {
 		t.Fatal(err)
 	}
 	client, err := cl.Kafka(reader, kgo.RecordRetries(1))
@@ -189,8 +187,7 @@ func TestAnotherIdentityIsRefusedUntilTheAdminGrantsIt(t *testing.T) {
 	if !errors.Is(err, kerr.TopicAuthorizationFailed) {
 		t.Fatalf("an identity without ACLs produced: %v", err)
 	}
-	if _, err := cl.Client(ctx, admin, "/opt/kafka/bin/kafka-acls.sh", "--bootstrap-server", cl.C.Bootstrap(), "--command-config", "client.properties",
-		"--add", "--allow-principal", "User:orders-app", "--operation", "Write", "--operation", "Describe", "--topic", "granted"); err != nil {
+	if _, err := cl.Tool(ctx, admin, "kafka-acls.sh", "--add", "--allow-principal", "User:orders-app", "--operation", "Write", "--operation", "Describe", "--topic", "granted"); err != nil {
 		t.Fatal(err)
 	}
 	granted, err := cl.Kafka(reader)
