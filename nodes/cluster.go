@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"regexp"
 	"slices"
@@ -264,8 +265,8 @@ func Plan(s Spec) (*Cluster, error) {
 				id = ids[r][i-1]
 			}
 			name := fmt.Sprintf("%s-%d", r.Unit(), i)
-			if id < 1 {
-				return nil, fmt.Errorf("%s ids: %s has id %d: node ids must be positive", r, name, id)
+			if id < 1 || id > math.MaxInt32 {
+				return nil, fmt.Errorf("%s ids: %s has id %d: node ids must be from 1 to %d (Kafka's node.id is an int32)", r, name, id, math.MaxInt32)
 			}
 			if other, dup := seen[id]; dup {
 				return nil, fmt.Errorf("%s ids: %s and %s both have id %d: node ids must be unique across brokers and controllers", r, other, name, id)

@@ -1,6 +1,7 @@
 package nodes
 
 import (
+	"bytes"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -145,6 +146,15 @@ func ReadFile(name string, data []byte) (Spec, string, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return Spec{}, "", fileError(name, 0, "", err.Error())
+	}
+	// yaml.Unmarshal reads the first document alone: a second one, whatever
+	// it says, would be silently ignored.
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var first, second yaml.Node
+	if dec.Decode(&first) == nil {
+		if err := dec.Decode(&second); err == nil {
+			return Spec{}, "", fileError(name, second.Line, "", "a second YAML document: the cluster file holds one cluster, in one document; remove the --- and what follows, or merge it into the first")
+		}
 	}
 	if len(root.Content) == 0 {
 		// An empty file, or comments alone.

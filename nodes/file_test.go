@@ -161,3 +161,36 @@ func FuzzReadFile(f *testing.F) {
 		}
 	})
 }
+
+func TestAClusterFileOfSeveralDocumentsIsRefusedNamingTheSecond(t *testing.T) {
+	for _, tc := range []struct{ name, file, want string }{
+		{"a second cluster", "version: 1\nbrokers:\n  count: 3\n---\nbrokers:\n  count: 9\n", "kafka-cluster.yaml:4: a second YAML document"},
+		{"a second, after a comment", "version: 1\n---\n# nothing\nname: other\n", "kafka-cluster.yaml:2: a second YAML document"},
+		{"a first marker only", "---\nversion: 1\n", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := ReadFile("kafka-cluster.yaml", []byte(tc.file))
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("one document after a leading ---: %v", err)
+			case tc.want != "" && (err == nil || !strings.HasPrefix(err.Error(), tc.want)):
+				t.Errorf("got %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestNodeIdsBeyondKafkasInt32AreRefused(t *testing.T) {
+	for _, id := range []int{0, -3, 1 << 31, 1<<31 + 7} {
+		s := Default()
+		s.ControllerIDs = []int{1001, 1002, id}
+		if _, err := Plan(s); err == nil || !strings.Contains(err.Error(), "node ids must be from 1 to 2147483647 (Kafka's node.id is an int32)") {
+			t.Errorf("controller id %d: %v", id, err)
+		}
+	}
+	s := Default()
+	s.BrokerIDs = []int{1, 2, 1<<31 - 1}
+	if _, err := Plan(s); err != nil {
+		t.Errorf("the largest int32: %v", err)
+	}
+}

@@ -25,7 +25,7 @@ func TestPlanRejectsBadInput(t *testing.T) {
 		{"duplicate node ids", func(s *Spec) { s.ControllerIDs = []int{4, 5, 1} },
 			"controller ids: kafka-broker-1 and kafka-controller-3 both have id 1: node ids must be unique across brokers and controllers"},
 		{"a non-positive node id", func(s *Spec) { s.BrokerIDs = []int{1, 0, 2} },
-			"broker ids: kafka-broker-2 has id 0: node ids must be positive"},
+			"broker ids: kafka-broker-2 has id 0: node ids must be from 1 to 2147483647"},
 		{"too few node ids", func(s *Spec) { s.BrokerIDs = []int{1} },
 			"broker ids: 1 given for 3 brokers: give one per node or none"},
 		{"a domain that is not DNS", func(s *Spec) { s.Domain = "Example_Net" },
