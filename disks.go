@@ -213,6 +213,10 @@ func (m *KafkaBootc) disk(ctx context.Context, c *nodes.Cluster, n nodes.Node, p
 	}
 	config := spec.Config()
 	var scrub []bib.Secret
+	if spec.PasswordHash != "" {
+		// osbuild writes the hash into the manifest's users stage.
+		scrub = append(scrub, bib.NewValuesSecret(spec.PasswordHash))
+	}
 	add := func(dirs []bib.Directory, files []bib.File) {
 		config.Customizations.Directories = append(config.Customizations.Directories, dirs...)
 		config.Customizations.Files = append(config.Customizations.Files, files...)

@@ -86,3 +86,19 @@ func TestScrubRemovesAPullSecretBesideAKey(t *testing.T) {
 		t.Errorf("a value of 5 characters is a needle: it would match too much")
 	}
 }
+
+// TestScrubRemovesThePasswordHash: with --password, osbuild's users stage
+// holds the user's crypt(3) hash; disks scrubs it as it scrubs the key.
+func TestScrubRemovesThePasswordHash(t *testing.T) {
+	hash := "$6$Wq0sE3Jt9q$wD6xkQ1Q3kq7o7u0k1J7m2m8x5kq0e1xT0n9y3jT6H0uQmH2bL2nQ5Kq7wR8b9Z4yQ1cA0dF7gH6jK5lM4nP3"
+	manifest, _ := json.Marshal(map[string]any{"pipelines": []any{map[string]any{"stages": []any{
+		map[string]any{"type": "org.osbuild.users", "options": map[string]any{"users": map[string]any{"core": map[string]any{"password": hash, "groups": []string{"wheel"}}}}},
+	}}}})
+	out, n, err := Scrub(manifest, NewValuesSecret(hash))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 || strings.Contains(string(out), "$6$") || !strings.Contains(string(out), "wheel") {
+		t.Errorf("replaced %d:\n%s", n, out)
+	}
+}
