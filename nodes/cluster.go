@@ -370,9 +370,16 @@ func checkDownloadURL(raw string) error {
 	return nil
 }
 
+// sshPort is sshd's, on every node: the disk user's way in, and how
+// running's functions reach the node.
+const sshPort = 22
+
 func checkPort(field string, p int) error {
 	if p < 1 || p > 65535 {
 		return fmt.Errorf("%s %d: must be from 1 to 65535", field, p)
+	}
+	if p == sshPort {
+		return fmt.Errorf("%s %d: clashes with sshd, which listens on %d on every node", field, p, sshPort)
 	}
 	return nil
 }
