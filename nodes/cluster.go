@@ -395,6 +395,12 @@ func parseSettings(r Role, raw []string) ([]Setting, error) {
 		if owner, managed := managedProperties[name]; managed {
 			return nil, fmt.Errorf("%s settings: %s is set by kafka-bootc from %s", r, name, owner)
 		}
+		if setting := securitySetting(name); setting != "" {
+			if setting == name {
+				return nil, fmt.Errorf("%s settings: %s: kafka-bootc manages TLS and authorization (every ssl.*, sasl.* and authorizer.* setting, the principal builder, the super users) from the security mode (security) and the cluster CA; this one would change who is trusted or how", r, name)
+			}
+			return nil, fmt.Errorf("%s settings: %s: Kafka reads it in place of %s, which kafka-bootc manages from the security mode (security) and the cluster CA", r, name, setting)
+		}
 		if strings.TrimSpace(value) != value || value == "" {
 			return nil, fmt.Errorf("%s settings: %s: the value must be non-empty, without leading or trailing spaces", r, name)
 		}

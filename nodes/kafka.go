@@ -55,6 +55,46 @@ func init() {
 	}
 }
 
+// securityPrefixes and securityNames are the Kafka properties, beyond the
+// ones kafka-bootc sets, through which a setting would change who is
+// trusted or how: every TLS and SASL setting (ssl.*, sasl.*,
+// security.inter.broker.protocol, the TLS versions among them), the
+// authorizer's own (authorizer.*), the principal builder, which decides
+// whom a certificate names, and the super users. The prefixes cover the
+// settings that a later Kafka adds; TestSecuritySettingsOfTheRealKafkaAreRefused
+// (internal/realkafka) holds them against every setting that the real
+// brokers and controllers list.
+var (
+	securityPrefixes = []string{"ssl.", "sasl.", "security.", "authorizer."}
+	securityNames    = []string{"principal.builder.class", "super.users", "allow.everyone.if.no.acl.found"}
+)
+
+// securitySetting says which setting kafka-bootc manages that name would
+// override, reaching it by another name: under a listener's prefix
+// (listener.name.<listener>.<setting>, which Kafka reads before the
+// setting itself), or as a neighbouring TLS or authorization setting. It
+// is empty for a setting that is not about security.
+func securitySetting(name string) string {
+	inner := name
+	if rest, ok := strings.CutPrefix(name, "listener.name."); ok {
+		if _, setting, ok := strings.Cut(rest, "."); ok {
+			inner = setting
+			if _, managed := managedProperties[setting]; managed {
+				return setting
+			}
+		}
+	}
+	for _, p := range securityPrefixes {
+		if strings.HasPrefix(inner, p) {
+			return inner
+		}
+	}
+	if slices.Contains(securityNames, inner) {
+		return inner
+	}
+	return ""
+}
+
 // EnvName maps a Kafka property to the environment variable that the
 // apache/kafka image turns back into it: "." becomes "_", "_" becomes "__"
 // and "-" becomes "___", upper-cased behind KAFKA_.

@@ -603,3 +603,41 @@ func TestKcatScriptPassesShellcheck(t *testing.T) {
 		}
 	}
 }
+
+// TestSecuritySettingsAreRefusedUnderEveryName: the TLS and authorization
+// settings that kafka-bootc manages cannot be reached under a listener's
+// prefix, nor through a neighbouring setting that changes who is trusted
+// or how; a listener's other settings, and settings that are not about
+// security, are the user's.
+func TestSecuritySettingsAreRefusedUnderEveryName(t *testing.T) {
+	for _, tc := range []struct{ setting, want string }{
+		{"listener.name.broker.ssl.client.auth=none", "listener.name.broker.ssl.client.auth: Kafka reads it in place of ssl.client.auth, which kafka-bootc manages"},
+		{"listener.name.controller.ssl.truststore.location=/tmp/any.pem", "Kafka reads it in place of ssl.truststore.location"},
+		{"listener.name.broker.ssl.principal.mapping.rules=DEFAULT", "Kafka reads it in place of ssl.principal.mapping.rules"},
+		{"listener.name.broker.listeners=BROKER://:1", "Kafka reads it in place of listeners"},
+		{"listener.name.broker.ssl.enabled.protocols=TLSv1", "Kafka reads it in place of ssl.enabled.protocols"},
+		{"principal.builder.class=org.example.Everyone", "principal.builder.class: kafka-bootc manages TLS and authorization"},
+		{"ssl.enabled.protocols=TLSv1,TLSv1.1", "ssl.enabled.protocols: kafka-bootc manages TLS and authorization"},
+		{"ssl.protocol=TLSv1", "ssl.protocol: kafka-bootc manages"},
+		{"ssl.truststore.certificates=x", "ssl.truststore.certificates: kafka-bootc manages"},
+		{"sasl.enabled.mechanisms=PLAIN", "sasl.enabled.mechanisms: kafka-bootc manages"},
+		{"security.inter.broker.protocol=PLAINTEXT", "security.inter.broker.protocol: kafka-bootc manages"},
+		{"authorizer.class.name=", ""},
+		{"super.users=User:ANONYMOUS", "super.users is set by kafka-bootc"},
+		{"allow.everyone.if.no.acl.found=true", "allow.everyone.if.no.acl.found is set by kafka-bootc"},
+	} {
+		s := Default()
+		s.Broker.Settings = []string{tc.setting}
+		_, err := Plan(s)
+		if err == nil || tc.want != "" && !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.setting, err, tc.want)
+		}
+	}
+	for _, ok := range []string{"listener.name.broker.max.connections=500", "num.partitions=6", "log.retention.hours=72", "listener.name.broker.connections.max.idle.ms=60000"} {
+		s := Default()
+		s.Broker.Settings = []string{ok}
+		if _, err := Plan(s); err != nil {
+			t.Errorf("%s, not about security: %v", ok, err)
+		}
+	}
+}
