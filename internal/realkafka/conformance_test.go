@@ -364,3 +364,67 @@ func TestEveryReleaseTheModelRendersStartsWithItsOwnRendering(t *testing.T) {
 		})
 	}
 }
+
+// TestSecuritySettingsOfTheRealKafkaAreRefused holds the cluster model's
+// refusals against every setting that the real brokers and controllers
+// list (kafka-configs.sh --describe --all): each one about TLS, SASL,
+// principals, super users or the authorizer is refused as a role setting,
+// under its own name and under a listener's prefix; each one that
+// kafka-bootc sets for the security mode is a setting that Kafka has.
+func TestSecuritySettingsOfTheRealKafkaAreRefused(t *testing.T) {
+	cl := defaultCluster(t)
+	names := map[string]bool{}
+	for _, n := range []string{"kafka-broker-1", "kafka-controller-1"} {
+		node := cl.Node(n)
+		bootstrap := []string{"--bootstrap-server", "localhost:9092"}
+		if node.Role == nodes.Controller {
+			bootstrap = []string{"--bootstrap-controller", "localhost:9093"}
+		}
+		out, err := node.Container(ctxFor(t, 2*time.Minute), append(append([]string{"/opt/kafka/bin/kafka-configs.sh"}, bootstrap...),
+			"--command-config", "/etc/kafka-bootc/client.properties", "--describe", "--all", "--entity-type", "brokers", "--entity-name", fmt.Sprint(node.ID))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			if name, _, ok := strings.Cut(strings.TrimSpace(line), "="); ok && strings.HasPrefix(line, "  ") {
+				names[name] = true
+			}
+		}
+	}
+	if len(names) < 100 {
+		t.Fatalf("read %d settings from the real Kafka", len(names))
+	}
+	security := func(name string) bool {
+		for _, w := range []string{"ssl", "sasl", "principal", "super.users", "authorizer", "acl", "security"} {
+			if strings.Contains(name, w) {
+				return true
+			}
+		}
+		return false
+	}
+	refused := func(setting string) bool {
+		s := nodes.Default()
+		s.Broker.Settings = []string{setting + "=x"}
+		_, err := nodes.Plan(s)
+		return err != nil
+	}
+	checked := 0
+	for name := range names {
+		if !security(name) {
+			continue
+		}
+		checked++
+		if !refused(name) {
+			t.Errorf("%s, a security setting of Kafka %s, is accepted as a broker setting", name, cl.Dist().Version)
+		}
+		if !refused("listener.name.broker." + name) {
+			t.Errorf("listener.name.broker.%s is accepted as a broker setting", name)
+		}
+	}
+	for _, s := range cl.C.SecurityProperties() {
+		if !names[s.Name] {
+			t.Errorf("kafka-bootc sets %s, which Kafka %s does not have", s.Name, cl.Dist().Version)
+		}
+	}
+	t.Logf("%d of Kafka's %d settings are about security; each is refused under its own name and a listener's", checked, len(names))
+}
