@@ -254,7 +254,8 @@ func TestRenderingIsDeterministic(t *testing.T) {
 }
 
 // FuzzPlan feeds arbitrary descriptions to the model: it must answer with
-// a cluster or an error, never panic, and a cluster it accepts must render.
+// a cluster or an error, never panic, and a cluster it accepts must render
+// as the description asks (see checkRendering).
 func FuzzPlan(f *testing.F) {
 	f.Add("kafka", "", "", 3, 3, "docker.io/apache/kafka:3.8.0", 4096, 0, 9092, 9093, "num.partitions=6", 1, "qcow2")
 	f.Add("x", "MkU3OEVBNTcwNTJENDM2Qg", "a.b", 1, 1, "localhost:5000/k@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", 1024, 512, 1, 65535, "a=b", 7, "raw")
@@ -280,10 +281,67 @@ func FuzzPlan(f *testing.F) {
 			}
 			return
 		}
-		if _, err := c.Tree(); err != nil {
+		entries, err := c.Tree()
+		if err != nil {
 			t.Fatalf("Plan accepted %+v but Tree failed: %v", s, err)
 		}
+		checkRendering(t, s, c, entries)
 	})
+}
+
+// checkRendering holds a rendered tree against the description it came
+// from: every node it asks for, and no other, each with its hostname and
+// id (the given ids, when there are any); each role's port published; each
+// role's setting in its Kafka unit's environment.
+func checkRendering(t *testing.T, s Spec, c *Cluster, entries []Entry) {
+	t.Helper()
+	files := map[string]string{}
+	tops := map[string]bool{}
+	for _, e := range entries {
+		files[e.Path] = string(e.Content)
+		top, _, _ := strings.Cut(e.Path, "/")
+		tops[top] = true
+	}
+	counts := map[Role]int{Broker: s.Brokers, Controller: s.Controllers}
+	given := map[Role][]int{Broker: s.BrokerIDs, Controller: s.ControllerIDs}
+	specs := map[Role]RoleSpec{Broker: s.Broker, Controller: s.Controller}
+	for _, r := range Roles {
+		unit := r.Unit()
+		for i := 1; i <= counts[r]; i++ {
+			name := fmt.Sprintf("%s-%d", unit, i)
+			host := name
+			if s.Domain != "" {
+				host += "." + s.Domain
+			}
+			if got := files[name+"/etc/hostname"]; strings.TrimSpace(got) != host {
+				t.Fatalf("%s: hostname %q, want %q", name, got, host)
+			}
+			id := r.FirstID() + i - 1
+			if given[r] != nil {
+				id = given[r][i-1]
+			}
+			drop := files[name+"/usr/share/containers/systemd/"+unit+".container.d/"+dropIn]
+			if !strings.Contains(drop, fmt.Sprintf("Environment=KAFKA_NODE_ID=%d\n", id)) {
+				t.Fatalf("%s: its drop-in lacks node id %d:\n%s", name, id, drop)
+			}
+		}
+		if tops[fmt.Sprintf("%s-%d", unit, counts[r]+1)] {
+			t.Fatalf("a %s beyond the %d asked for is rendered", r, counts[r])
+		}
+		quadlet := files[unit+"/usr/share/containers/systemd/"+unit+".container"]
+		if port := c.Roles[r].Port; !strings.Contains(quadlet, fmt.Sprintf("PublishPort=%d:%d\n", port, port)) || port != specs[r].Port && specs[r].Port != 0 {
+			t.Fatalf("%s: port %d (asked %d) not published:\n%s", r, port, specs[r].Port, quadlet)
+		}
+		for _, kv := range specs[r].Settings {
+			name, value, _ := strings.Cut(kv, "=")
+			if !strings.Contains(quadlet, EnvName(strings.TrimSpace(name))+"="+value) {
+				t.Fatalf("%s: setting %q is not in its Kafka unit", r, kv)
+			}
+		}
+	}
+	if len(c.Nodes) != s.Brokers+s.Controllers {
+		t.Fatalf("%d nodes planned for %d brokers and %d controllers", len(c.Nodes), s.Brokers, s.Controllers)
+	}
 }
 
 func TestRegistryAndRefs(t *testing.T) {
