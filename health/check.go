@@ -68,6 +68,9 @@ type Report struct {
 	// Voters are the ids of the running quorum's voters, in order; nil
 	// when the quorum could not be read.
 	Voters []int
+	// ClusterID is the running cluster's id, empty when it could not be
+	// read (a node image older than its probe does not allow it).
+	ClusterID string
 	// Problems say what makes the cluster unhealthy, one line each.
 	Problems []string
 	// At is when the nodes were read.
@@ -183,6 +186,13 @@ func Check(ctx context.Context, run Runner, c *nodes.Cluster, ns []Node) Report 
 		rep.Voters = voters(quorum)
 		if want := controllerIDs(c); !slices.Equal(rep.Voters, want) {
 			problem("%s", VoterSetChange(rep.Voters, want))
+		}
+		first(nodes.Controller, nodes.ProbeQuorumStatus, func(out []byte) (err error) {
+			rep.ClusterID, err = ParseClusterID(out)
+			return err
+		})
+		if rep.ClusterID != "" && rep.ClusterID != c.ID {
+			problem("cluster id: the running cluster's is %s, the cluster file's %s (from its name, or clusterId): nodes built from the file format their storage for another cluster and cannot join this one; put name and clusterId back as they were", rep.ClusterID, c.ID)
 		}
 		for i := range rep.Rows {
 			r := &rep.Rows[i]

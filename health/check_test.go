@@ -60,7 +60,9 @@ type fakeNode struct {
 	down                               bool
 	booted, staged, unit               string
 	quorum, urp, unavailable, bootcErr string
-	live                               string
+	// status is describe --status; empty, a node image without the probe.
+	status string
+	live   string
 	// version is what the node's Kafka tools print with --version.
 	version string
 }
@@ -90,6 +92,11 @@ func (f fake) Run(_ context.Context, host string, argv []string) ([]byte, error)
 			return []byte(n.unit + "\n"), errors.New("exit status 3")
 		}
 		return []byte("active\n"), nil
+	case cmd == "sudo -n /usr/bin/podman exec kafka-controller /opt/kafka/bin/kafka-metadata-quorum.sh --bootstrap-controller localhost:9093"+clientConfig+" describe --status":
+		if n.status == "" {
+			return nil, errors.New("sudo: a password is required")
+		}
+		return []byte(n.status), nil
 	case strings.HasPrefix(cmd, "sudo -n /usr/bin/podman exec kafka-controller /opt/kafka/bin/kafka-metadata-quorum.sh --bootstrap-controller localhost:9093"+clientConfig+" describe --replication"):
 		return []byte(n.quorum), nil
 	case cmd == "sudo -n /usr/bin/podman exec kafka-broker /opt/kafka/bin/kafka-topics.sh --bootstrap-server localhost:9092"+clientConfig+" --describe --under-replicated-partitions":
@@ -383,5 +390,34 @@ func TestAChangedControllerSetIsUnhealthyNamingBothVoterSets(t *testing.T) {
 	}
 	if !slices.Equal(rep.Voters, []int{1001, 1002, 1003}) {
 		t.Errorf("voters %v", rep.Voters)
+	}
+}
+
+// TestAnotherClusterIDIsNamed: a cluster file whose cluster id is not the
+// running cluster's (a renamed cluster) makes the cluster unhealthy,
+// naming both ids; a node image without the status probe leaves the id
+// unread, and the cluster healthy.
+func TestAnotherClusterIDIsNamed(t *testing.T) {
+	c, ns, f := cluster(t)
+	if rep := Check(context.Background(), f, c, ns); !rep.Healthy() || rep.ClusterID != "" {
+		t.Errorf("without the probe: %v, id %q", rep.Problems, rep.ClusterID)
+	}
+	// describe --status as Kafka 4.4.0 prints it (health/testdata/real).
+	status := func(id string) string {
+		return "ClusterId:              " + id + "\nLeaderId:               1001\nLeaderEpoch:            3\nHighWatermark:          1234\n"
+	}
+	for _, n := range f {
+		n.status = status(c.ID)
+	}
+	if rep := Check(context.Background(), f, c, ns); !rep.Healthy() || rep.ClusterID != c.ID {
+		t.Errorf("the same id: %v, id %q", rep.Problems, rep.ClusterID)
+	}
+	for _, n := range f {
+		n.status = status("MkU3OEVBNTcwNTJENDM2Qg")
+	}
+	rep := Check(context.Background(), f, c, ns)
+	want := "cluster id: the running cluster's is MkU3OEVBNTcwNTJENDM2Qg, the cluster file's " + c.ID
+	if rep.Healthy() || !strings.Contains(strings.Join(rep.Problems, "\n"), want) {
+		t.Errorf("another id: %v", rep.Problems)
 	}
 }

@@ -266,3 +266,15 @@ func Release(version string) string {
 	}
 	return parts[0] + "." + parts[1]
 }
+
+// ParseClusterID reads the cluster id from "kafka-metadata-quorum.sh
+// describe --status": its "ClusterId:" line, the value padded to a column
+// (MetadataQuorumCommand.handleDescribeStatus, 3.9 and 4.4 alike).
+func ParseClusterID(out []byte) (string, error) {
+	for _, line := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(line, "ClusterId:"); ok && strings.TrimSpace(v) != "" {
+			return strings.TrimSpace(v), nil
+		}
+	}
+	return "", fmt.Errorf("quorum status: no ClusterId in %q", firstLine(out))
+}

@@ -74,8 +74,19 @@ func TestCheckOnTheRealKafka(t *testing.T) {
 	if !rep.Healthy() {
 		t.Fatalf("a live default cluster: %v\n%s", rep.Problems, rep.Table())
 	}
-	if rep.Leader < 1001 || !slices.Equal(rep.Voters, []int{1001, 1002, 1003}) {
-		t.Errorf("leader %d, voters %v", rep.Leader, rep.Voters)
+	if rep.Leader < 1001 || !slices.Equal(rep.Voters, []int{1001, 1002, 1003}) || rep.ClusterID != cl.C.ID {
+		t.Errorf("leader %d, voters %v, cluster id %q (want %s)", rep.Leader, rep.Voters, rep.ClusterID, cl.C.ID)
+	}
+	// The same nodes judged by a cluster file whose name changed, and with
+	// it the derived cluster id.
+	renamed := nodes.Default()
+	renamed.Name = "renamed"
+	other, err := nodes.Plan(renamed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep := Check(realCtx(t), run, other, ns); !strings.Contains(strings.Join(rep.Problems, "\n"), "cluster id: the running cluster's is "+cl.C.ID+", the cluster file's "+other.ID) {
+		t.Errorf("a renamed cluster file: %v", rep.Problems)
 	}
 	rep.ReadDetails(realCtx(t), run, cl.C)
 	if rep.MetadataVersion.Finalized == "" || rep.Rows[0].Version != cl.Dist().Version {

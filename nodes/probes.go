@@ -22,9 +22,11 @@ type Probe struct {
 
 // The probes' names.
 const (
-	ProbeBootc           = "bootc status"
-	ProbeUnit            = "kafka unit"
-	ProbeQuorum          = "metadata quorum"
+	ProbeBootc  = "bootc status"
+	ProbeUnit   = "kafka unit"
+	ProbeQuorum = "metadata quorum"
+	// ProbeQuorumStatus is the quorum's status, the cluster id among it.
+	ProbeQuorumStatus    = "quorum status"
 	ProbeUnderReplicated = "under-replicated partitions"
 	ProbeUnavailable     = "unavailable partitions"
 	// ProbeAtMinISR lists the partitions whose in-sync replicas are
@@ -67,7 +69,9 @@ func (c *Cluster) Probes(r Role) []Probe {
 		Argv: []string{podmanPath, "exec", r.Unit(), kafkaBin + "kafka-topics.sh", "--version"}})
 	if r == Controller {
 		ps = append(ps, Probe{Name: ProbeQuorum, Root: true,
-			Argv: exec("kafka-metadata-quorum.sh", "--bootstrap-controller", "describe", "--replication")})
+			Argv: exec("kafka-metadata-quorum.sh", "--bootstrap-controller", "describe", "--replication")},
+			Probe{Name: ProbeQuorumStatus, Root: true,
+				Argv: exec("kafka-metadata-quorum.sh", "--bootstrap-controller", "describe", "--status")})
 	} else {
 		ps = append(ps,
 			Probe{Name: ProbeUnderReplicated, Root: true,

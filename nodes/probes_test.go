@@ -56,7 +56,7 @@ func TestProbesRunKafkasToolsAgainstTheNodeItself(t *testing.T) {
 		}
 		return out
 	}
-	if got := names(Controller); !slices.Equal(got, []string{ProbeBootc, ProbeUnit, ProbeVersion, ProbeQuorum}) {
+	if got := names(Controller); !slices.Equal(got, []string{ProbeBootc, ProbeUnit, ProbeVersion, ProbeQuorum, ProbeQuorumStatus}) {
 		t.Errorf("controller probes %v", got)
 	}
 	if got := names(Broker); !slices.Equal(got, []string{ProbeBootc, ProbeUnit, ProbeVersion, ProbeUnderReplicated, ProbeUnavailable, ProbeAtMinISR, ProbeLiveBrokers, ProbeFeatures}) {
