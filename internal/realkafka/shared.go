@@ -15,6 +15,9 @@ import (
 // Kafka proved nothing about it.
 func Require(t testing.TB) {
 	t.Helper()
+	if testing.Short() && os.Getenv("CI") != "true" {
+		t.Skip("skipped in -short: runs the real Kafka")
+	}
 	if err := Available(); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("the real-Kafka tests cannot run in CI: %v", err)
