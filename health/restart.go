@@ -2,11 +2,21 @@ package health
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
 	"dagger/kafka-bootc/nodes"
 )
+
+// sudoRefusal is what sudo -n says of a command that the node's sudoers
+// drop-in does not allow: a node image built before the probe existed.
+const sudoRefusal = "a password is required"
+
+// ErrProbeNotAllowed is RestartBlockers' answer when the brokers' images
+// predate the probe of partitions at min ISR: the first rollout onto
+// images that have it must still be able to move them.
+var ErrProbeNotAllowed = errors.New("the brokers' node images predate the probe of partitions at min ISR (kafka-topics.sh --at-min-isr-partitions)")
 
 // Blocker is a reason not to take a node away now.
 type Blocker struct {
@@ -34,6 +44,9 @@ func (r Report) RestartBlockers(ctx context.Context, run Runner, c *nodes.Cluste
 		atMin, err = ParsePartitions(out)
 		return err
 	}); err != nil {
+		if strings.Contains(err.Error(), sudoRefusal) {
+			return nil, ErrProbeNotAllowed
+		}
 		return nil, fmt.Errorf("partitions at min ISR: cannot be read: %v", OneLine(err))
 	}
 	var bs []Blocker

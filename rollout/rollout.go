@@ -267,6 +267,10 @@ func (o Options) restartGate(ctx context.Context, run health.Runner, c *nodes.Cl
 			return errors.New(strings.Join(rep.Problems, "; "))
 		}
 		blockers, err := rep.RestartBlockers(ctx, run, c, n)
+		if errors.Is(err, health.ErrProbeNotAllowed) {
+			fmt.Fprintf(o.Log, "%s: %v; going on with the health gate alone, as before it existed (this rollout brings it)\n", n.Name, err)
+			return nil
+		}
 		if err != nil {
 			return err
 		}

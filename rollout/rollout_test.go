@@ -337,3 +337,26 @@ func TestAChangedControllerSetIsRefusedNamingBothVoterSets(t *testing.T) {
 		t.Errorf("%v, steps %v", err, f.Steps)
 	}
 }
+
+// TestNodeImagesWithoutTheMinISRProbeStillRollOut: the brokers of a
+// cluster built before the probe of partitions at min ISR existed refuse
+// it (their sudoers drop-in lacks it); the rollout that brings it goes on
+// with the health gate alone, and says so.
+func TestNodeImagesWithoutTheMinISRProbeStillRollOut(t *testing.T) {
+	c, ns, f := cluster(t)
+	f.Refuse = "--at-min-isr-partitions"
+	var log strings.Builder
+	o := fast
+	o.Log = &log
+	if _, err := Run(context.Background(), f, c, ns, o); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range f.Nodes {
+		if n.Booted != neu {
+			t.Errorf("%s booted %s", n.Name, n.Booted)
+		}
+	}
+	if !strings.Contains(log.String(), "kafka-broker-1: the brokers' node images predate the probe of partitions at min ISR") {
+		t.Errorf("the log does not say so:\n%s", log.String())
+	}
+}

@@ -46,8 +46,11 @@ type Cluster struct {
 	// Hang names a command (a substring of it) that never returns on any
 	// node, until its context ends: a node whose bootc, systemd or Kafka
 	// tool is stuck.
-	Hang  string
-	Steps []string
+	Hang string
+	// Refuse names a command (a substring of it) that sudo refuses on
+	// every node, as on a node image whose sudoers drop-in predates it.
+	Refuse string
+	Steps  []string
 	// OnStep, when set, runs after every step.
 	OnStep func(f *Cluster)
 	// VersionOf is the Kafka version of each image digest, which a node
@@ -102,6 +105,9 @@ func (f *Cluster) Run(ctx context.Context, host string, argv []string) ([]byte, 
 		return nil, ctx.Err()
 	}
 	defer f.mu.Unlock()
+	if f.Refuse != "" && strings.Contains(strings.Join(argv, " "), f.Refuse) {
+		return nil, errors.New("sudo: a password is required")
+	}
 	n := f.Nodes[host]
 	if n.Away > 0 {
 		n.Away--
