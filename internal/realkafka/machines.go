@@ -404,11 +404,6 @@ func (m *Machines) handle(req shellRequest) (stdout, stderr []byte, code int) {
 	case root && cmd == "/usr/bin/systemctl reboot":
 		go m.reboot(mc)
 		return ok("")
-	case cmd == "/usr/bin/systemctl is-active "+unit:
-		if mc.n.Running() {
-			return ok("active\n")
-		}
-		return []byte("inactive\n"), nil, 3
 	case root && cmd == "/usr/bin/systemctl restart "+unit:
 		m.markAway(mc)
 		err := mc.n.Restart()
@@ -422,17 +417,21 @@ func (m *Machines) handle(req shellRequest) (stdout, stderr []byte, code int) {
 		return ok("")
 	case root && strings.HasPrefix(cmd, nodes.TLSToolPath+" "):
 		return m.tls(mc, argv[3:], req.Stdin)
-	case root && len(argv) > 5 && argv[2] == "/usr/bin/podman" && argv[3] == "exec" && argv[4] == mc.n.Role.Unit():
-		if !mc.n.Running() {
-			return fail(125, fmt.Sprintf("Error: no container with name or ID %q found: no such container", mc.n.Role.Unit()))
-		}
+	}
+	unitArgv := argv
+	if root {
+		unitArgv = argv[2:]
+	}
+	// podman exec needs root; is-active does not.
+	if root || unitArgv[0] != "/usr/bin/podman" {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
-		out, err := mc.n.Container(ctx, argv[5:]...)
-		if err != nil {
-			return out, []byte(err.Error() + "\n"), 1
+		if out, code, err, handled := mc.n.unitCommand(ctx, unitArgv); handled {
+			if err != nil && code != 3 {
+				return out, []byte(err.Error() + "\n"), code
+			}
+			return out, nil, code
 		}
-		return out, nil, 0
 	}
 	return fail(1, "sudo: a password is required (kafka-bootc's sudoers drop-in does not allow "+cmd+")")
 }

@@ -505,6 +505,32 @@ func (n *Node) waitListening(d time.Duration) bool {
 // Release is the Kafka release the node runs.
 func (n *Node) Release() string { return n.dist.Version }
 
+// unitCommand answers a command about the node's Kafka unit as systemd
+// and podman do on a node (argv without sudo): "systemctl is-active" of
+// the unit, by whether the node's Kafka runs, and "podman exec" of a tool
+// in its container. It returns the command's output, its exit code and
+// its error; handled is false for any other command.
+func (n *Node) unitCommand(ctx context.Context, argv []string) (out []byte, code int, err error, handled bool) {
+	unit := n.Role.Unit()
+	switch {
+	case len(argv) == 3 && argv[0] == "/usr/bin/systemctl" && argv[1] == "is-active" && argv[2] == unit+".service":
+		if n.Running() {
+			return []byte("active\n"), 0, nil, true
+		}
+		return []byte("inactive\n"), 3, errors.New("exit status 3"), true
+	case len(argv) > 3 && argv[0] == "/usr/bin/podman" && argv[1] == "exec" && argv[2] == unit:
+		if !n.Running() {
+			return nil, 125, fmt.Errorf("Error: no container with name or ID %q found: no such container", unit), true
+		}
+		out, err := n.Container(ctx, argv[3:]...)
+		if err != nil {
+			return out, 1, err, true
+		}
+		return out, 0, nil, true
+	}
+	return nil, 0, nil, false
+}
+
 // Container runs argv in the node's Kafka container, as podman exec does:
 // as appuser, with the container's environment and files. It returns the
 // standard output; a failure's error holds the standard error.

@@ -2,7 +2,6 @@ package realkafka
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -36,20 +35,11 @@ func (r Runner) Run(ctx context.Context, host string, argv []string) ([]byte, er
 	if len(args) > 2 && args[0] == "sudo" && args[1] == "-n" {
 		args = args[2:]
 	}
-	unit := n.Role.Unit()
-	switch {
-	case len(args) == 3 && args[0] == "/usr/bin/systemctl" && args[1] == "is-active" && args[2] == unit+".service":
-		if n.Running() {
-			return []byte("active\n"), nil
-		}
-		return []byte("inactive\n"), errors.New("exit status 3")
-	case len(args) == 3 && args[0] == "/usr/bin/bootc" && args[1] == "status":
+	if out, _, err, handled := n.unitCommand(ctx, args); handled {
+		return out, err
+	}
+	if len(args) == 3 && args[0] == "/usr/bin/bootc" && args[1] == "status" {
 		return []byte(fakenodes.BootcJSON(r.Booted, "")), nil
-	case len(args) > 3 && args[0] == "/usr/bin/podman" && args[1] == "exec" && args[2] == unit:
-		if !n.Running() {
-			return nil, fmt.Errorf("Error: no container with name or ID %q found: no such container", unit)
-		}
-		return n.Container(ctx, args[3:]...)
 	}
 	return nil, fmt.Errorf("%s: the real-Kafka runner does not answer %q", n.Name, strings.Join(argv, " "))
 }
