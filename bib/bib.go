@@ -56,6 +56,11 @@ var (
 	}
 )
 
+// MaxDiskGiB bounds a disk's sizes: every disk type is one file on the
+// machine that builds it, and 16 TiB is the largest file that ext4 (with
+// its usual 4 KiB blocks) holds.
+const MaxDiskGiB = 16 << 10
+
 // Validate reports the first setting that bootc-image-builder would refuse
 // or that would make an unusable disk.
 func (s Spec) Validate() error {
@@ -70,11 +75,14 @@ func (s Spec) Validate() error {
 	if s.PasswordHash != "" && !cryptHash.MatchString(s.PasswordHash) {
 		return errors.New("password: must be a crypt(3) hash such as the output of `openssl passwd -6`, never the password itself")
 	}
-	if s.RootSizeGiB < 1 {
-		return fmt.Errorf("root size %d GiB: must be at least 1", s.RootSizeGiB)
+	if s.RootSizeGiB < 1 || s.RootSizeGiB > MaxDiskGiB {
+		return fmt.Errorf("root size %d GiB: must be from 1 to %d", s.RootSizeGiB, MaxDiskGiB)
 	}
-	if s.DataSizeGiB < 0 {
-		return fmt.Errorf("data size %d GiB: must be 0 (no separate filesystem) or more", s.DataSizeGiB)
+	if s.DataSizeGiB < 0 || s.DataSizeGiB > MaxDiskGiB {
+		return fmt.Errorf("data size %d GiB: must be 0 (no separate filesystem) or up to %d", s.DataSizeGiB, MaxDiskGiB)
+	}
+	if s.RootSizeGiB+s.DataSizeGiB > MaxDiskGiB {
+		return fmt.Errorf("root size %d GiB and data size %d GiB: together must be at most %d GiB: a disk is one file, and 16 TiB is the largest file that ext4 holds", s.RootSizeGiB, s.DataSizeGiB, MaxDiskGiB)
 	}
 	if _, err := Outputs(s.Types); err != nil {
 		return err

@@ -172,6 +172,10 @@ func (r Role) FirstID() int {
 const (
 	MaxNodesPerRole = 99
 	minMemoryMiB    = 1024
+	// maxMemoryMiB is 4 TiB: more than any one VM of a Kafka cluster is
+	// given, so that a misplaced digit is caught here, not by a hypervisor
+	// that refuses to start the node.
+	maxMemoryMiB = 4 << 20
 	// maxHeapMiB caps the derived heap: past about 6 GiB Kafka gains more from
 	// the page cache than from heap.
 	maxHeapMiB = 6144
@@ -320,8 +324,8 @@ func Plan(s Spec) (*Cluster, error) {
 }
 
 func planRole(r Role, s RoleSpec, exporterPort, metricsPort int) (RoleSettings, error) {
-	if s.MemoryMiB < minMemoryMiB {
-		return RoleSettings{}, fmt.Errorf("%s memory %d MiB: must be at least %d MiB", r, s.MemoryMiB, minMemoryMiB)
+	if s.MemoryMiB < minMemoryMiB || s.MemoryMiB > maxMemoryMiB {
+		return RoleSettings{}, fmt.Errorf("%s memory %d MiB: must be from %d MiB to %d MiB (4 TiB)", r, s.MemoryMiB, minMemoryMiB, maxMemoryMiB)
 	}
 	heap := s.HeapMiB
 	switch {

@@ -85,8 +85,8 @@ type FileRole struct {
 	// Node ids, one per node; by default brokers are 1.., controllers
 	// 1001.., so that growing one role never renumbers a node.
 	IDs []int `yaml:"ids,omitempty" json:"ids,omitempty"`
-	// Memory of each node's VM, in MiB.
-	MemoryMiB *int `yaml:"memoryMiB,omitempty" json:"memoryMiB,omitempty"`
+	// Memory of each node's VM, in MiB, from 1024 to 4194304 (4 TiB).
+	MemoryMiB *int `yaml:"memoryMiB,omitempty" json:"memoryMiB,omitempty" minimum:"1024" maximum:"4194304"`
 	// Kafka heap, in MiB; 0: half the memory, at most 6144.
 	HeapMiB int `yaml:"heapMiB,omitempty" json:"heapMiB,omitempty"`
 	// Virtual CPUs of each node's VM.
@@ -125,11 +125,12 @@ type FileDisk struct {
 	User string `yaml:"user,omitempty" json:"user,omitempty"`
 	// SSH public keys the user logs in with ("ssh-ed25519 AAAA...").
 	SSHKeys []string `yaml:"sshKeys,omitempty" json:"sshKeys,omitempty"`
-	// Minimum size of the root filesystem, in GiB.
-	RootSizeGiB *int `yaml:"rootSizeGiB,omitempty" json:"rootSizeGiB,omitempty"`
+	// Minimum size of the root filesystem, in GiB; with dataSizeGiB at
+	// most 16384 (a disk is one file, and 16 TiB is ext4's largest).
+	RootSizeGiB *int `yaml:"rootSizeGiB,omitempty" json:"rootSizeGiB,omitempty" minimum:"1" maximum:"16384"`
 	// When more than 0, /var (Kafka's data) gets a partition of its own of
 	// at least this many GiB.
-	DataSizeGiB int `yaml:"dataSizeGiB,omitempty" json:"dataSizeGiB,omitempty"`
+	DataSizeGiB int `yaml:"dataSizeGiB,omitempty" json:"dataSizeGiB,omitempty" minimum:"0" maximum:"16384"`
 	// Disk types to build: qcow2, raw, ami, vmdk, vhd, gce, anaconda-iso.
 	Types []string `yaml:"types,omitempty" json:"types,omitempty"`
 	// Export raw and ami disks as plain image/disk.raw files instead of

@@ -73,7 +73,12 @@ func TestPlanRejectsBadInput(t *testing.T) {
 		{"a controller port clashing with the metrics port", func(s *Spec) { s.Controller.Port = 7071 },
 			"controller port 7071: clashes with the metrics port"},
 		{"too little memory", func(s *Spec) { s.Controller.MemoryMiB = 512 },
-			"controller memory 512 MiB: must be at least 1024 MiB"},
+			"controller memory 512 MiB: must be from 1024 MiB to 4194304 MiB (4 TiB)"},
+		{"memory with a digit too many", func(s *Spec) { s.Broker.MemoryMiB = 40960000 },
+			"broker memory 40960000 MiB: must be from 1024 MiB to 4194304 MiB (4 TiB)"},
+		{"memory that overflows a heap flag", func(s *Spec) { s.Broker.MemoryMiB, s.Broker.HeapMiB = 1<<62, 1<<61 },
+			"broker memory 4611686018427387904 MiB: must be from 1024 MiB"},
+		{"a cpu count past a VM's", func(s *Spec) { s.Controller.CPUs = 1024 }, "controller cpus 1024: must be from 1 to 256"},
 		{"a heap as large as memory", func(s *Spec) { s.Broker.HeapMiB = 4096 },
 			"broker heap 4096 MiB: must leave at least 512 MiB of the node's 4096 MiB to the OS"},
 		{"zero cpus", func(s *Spec) { s.Broker.CPUs = 0 }, "broker cpus 0: must be from 1 to 256"},
@@ -96,7 +101,13 @@ func TestPlanRejectsBadInput(t *testing.T) {
 		{"a plaintext password", func(s *Spec) { s.Disk.PasswordHash = "kafka" },
 			"password: must be a crypt(3) hash"},
 		{"a negative data size", func(s *Spec) { s.Disk.DataSizeGiB = -1 },
-			"data size -1 GiB: must be 0 (no separate filesystem) or more"},
+			"data size -1 GiB: must be 0 (no separate filesystem) or up to 16384"},
+		{"a data size past a file's", func(s *Spec) { s.Disk.DataSizeGiB = 20000 },
+			"data size 20000 GiB: must be 0 (no separate filesystem) or up to 16384"},
+		{"a root size of zero", func(s *Spec) { s.Disk.RootSizeGiB = 0 }, "root size 0 GiB: must be from 1 to 16384"},
+		{"a root size that overflows bytes", func(s *Spec) { s.Disk.RootSizeGiB = 1 << 40 }, "root size 1099511627776 GiB: must be from 1 to 16384"},
+		{"root and data together past a file's", func(s *Spec) { s.Disk.RootSizeGiB, s.Disk.DataSizeGiB = 8192, 10000 },
+			"root size 8192 GiB and data size 10000 GiB: together must be at most 16384 GiB"},
 	}
 	for _, tc := range tests {
 		t.Run("rejects "+tc.name, func(t *testing.T) {
