@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path"
 	"strings"
@@ -194,16 +195,7 @@ func (m *KafkaBootc) Disk(
 // secret.
 func (m *KafkaBootc) disk(ctx context.Context, c *nodes.Cluster, n nodes.Node, published string, secrets diskSecrets, h *handoff) (*dagger.Directory, error) {
 	spec := c.Disk
-	if secrets.password != nil {
-		hash, err := secrets.password.Plaintext(ctx)
-		if err != nil {
-			return nil, err
-		}
-		spec.PasswordHash = strings.TrimSpace(hash)
-		if err := spec.Validate(); err != nil {
-			return nil, err
-		}
-	}
+	spec.PasswordHash = secrets.passwordHash
 	if err := spec.CheckLogin(); err != nil {
 		return nil, err
 	}
@@ -211,27 +203,9 @@ func (m *KafkaBootc) disk(ctx context.Context, c *nodes.Cluster, n nodes.Node, p
 	if err != nil {
 		return nil, err
 	}
-	config := spec.Config()
-	var scrub []bib.Secret
-	if spec.PasswordHash != "" {
-		// osbuild writes the hash into the manifest's users stage.
-		scrub = append(scrub, bib.NewValuesSecret(spec.PasswordHash))
-	}
-	add := func(dirs []bib.Directory, files []bib.File) {
-		config.Customizations.Directories = append(config.Customizations.Directories, dirs...)
-		config.Customizations.Files = append(config.Customizations.Files, files...)
-	}
-	if is := secrets.issuer; is != nil {
-		nodePEM, keyPEM, err := is.node(n)
-		if err != nil {
-			return nil, fmt.Errorf("node certificate: %w", err)
-		}
-		scrub = append(scrub, bib.NewSecret(keyPEM))
-		add(nodes.NodeTLSFiles(nodePEM, is.ca.TrustPEM))
-	}
-	if ps := secrets.pull; ps != nil {
-		scrub = append(scrub, bib.NewValuesSecret(ps.values...))
-		add(nodes.PullSecretFiles(ps.data))
+	config, scrub, err := diskConfig(spec, n, secrets.issuer, secrets.pull)
+	if err != nil {
+		return nil, err
 	}
 	cfg, err := config.TOML()
 	if err != nil {
@@ -241,7 +215,7 @@ func (m *KafkaBootc) disk(ctx context.Context, c *nodes.Cluster, n nodes.Node, p
 		WithMountedCache(bib.StoreDir, dag.CacheVolume("kafka-bootc-bib-store")).
 		WithMountedCache(bib.RPMMDDir, dag.CacheVolume("kafka-bootc-bib-rpmmd")).
 		WithDirectory(bib.OutputDir, dag.Directory())
-	if secrets.password != nil || len(scrub) > 0 {
+	if len(scrub) > 0 {
 		// The node's key and the pull secret must stay out of every log
 		// and layer, and a password hash is nobody's business either.
 		builder = builder.WithMountedSecret(bib.ConfigPath, secretOf("kafka-bootc-bib-config-"+n.Name, cfg))
@@ -261,6 +235,37 @@ func (m *KafkaBootc) disk(ctx context.Context, c *nodes.Cluster, n nodes.Node, p
 		return out, nil
 	}
 	return scrubManifests(ctx, out, scrub...)
+}
+
+// diskConfig is bib's config for a node, and the secrets that it holds:
+// the login's password hash, the node's key (from the issuer, in tls mode)
+// and the pull secret. Each must leave the builder only inside the disk:
+// the config is then mounted as a secret, and the secrets are scrubbed
+// from bib's manifests, which copy the config's values.
+func diskConfig(spec bib.Spec, n nodes.Node, is *issuer, ps *pullSecret) (bib.Config, []bib.Secret, error) {
+	config := spec.Config()
+	var scrub []bib.Secret
+	if spec.PasswordHash != "" {
+		// osbuild writes the hash into the manifest's users stage.
+		scrub = append(scrub, bib.NewValuesSecret(spec.PasswordHash))
+	}
+	add := func(dirs []bib.Directory, files []bib.File) {
+		config.Customizations.Directories = append(config.Customizations.Directories, dirs...)
+		config.Customizations.Files = append(config.Customizations.Files, files...)
+	}
+	if is != nil {
+		nodePEM, keyPEM, err := is.node(n)
+		if err != nil {
+			return bib.Config{}, nil, fmt.Errorf("node certificate: %w", err)
+		}
+		scrub = append(scrub, bib.NewSecret(keyPEM))
+		add(nodes.NodeTLSFiles(nodePEM, is.ca.TrustPEM))
+	}
+	if ps != nil {
+		scrub = append(scrub, bib.NewValuesSecret(ps.values...))
+		add(nodes.PullSecretFiles(ps.data))
+	}
+	return config, scrub, nil
 }
 
 // diskRun decides what goes into bib's storage for a node: the node's own
@@ -376,10 +381,39 @@ func (m *KafkaBootc) prepareDisks(ctx context.Context, c *nodes.Cluster, passwor
 	if err != nil {
 		return diskSecrets{}, err
 	}
+	hash, err := passwordHash(ctx, c.Disk, password)
+	if err != nil {
+		return diskSecrets{}, err
+	}
 	if err := m.preflight(ctx, c, nil, m.diskImages(c)...); err != nil {
 		return diskSecrets{}, err
 	}
-	return diskSecrets{password: password, issuer: issuer, pull: pull}, nil
+	return diskSecrets{passwordHash: hash, issuer: issuer, pull: pull}, nil
+}
+
+// passwordHash reads and checks the disk user's password hash, before
+// anything is built; empty when none is given.
+func passwordHash(ctx context.Context, spec bib.Spec, password *dagger.Secret) (string, error) {
+	if password == nil {
+		return "", nil
+	}
+	text, err := password.Plaintext(ctx)
+	if err != nil {
+		return "", fmt.Errorf("password: %w", err)
+	}
+	return checkPasswordHash(spec, text)
+}
+
+// checkPasswordHash checks the text of --password against the disk spec.
+func checkPasswordHash(spec bib.Spec, text string) (string, error) {
+	spec.PasswordHash = strings.TrimSpace(text)
+	if spec.PasswordHash == "" {
+		return "", errors.New("password: the secret is empty: give a crypt(3) hash such as `openssl passwd -6` prints, or leave out --password")
+	}
+	if err := spec.Validate(); err != nil {
+		return "", err
+	}
+	return spec.PasswordHash, nil
 }
 
 // checkDisksArgs checks what disks needs beyond the CA: a registry, which

@@ -20,9 +20,9 @@ const builderAuthFile = "/run/kafka-bootc/auth.json"
 // password hash, the node's key and certificate, and the registry pull
 // secret. They reach bib only inside its config, mounted as a secret.
 type diskSecrets struct {
-	password *dagger.Secret
-	issuer   *issuer
-	pull     *pullSecret
+	passwordHash string
+	issuer       *issuer
+	pull         *pullSecret
 }
 
 // pullSecret is a checked pull secret and the credentials it holds.

@@ -102,3 +102,17 @@ func TestScrubRemovesThePasswordHash(t *testing.T) {
 		t.Errorf("replaced %d:\n%s", n, out)
 	}
 }
+
+// TestScrubPassesEmptyStrings: a manifest holds empty strings (a user
+// without a key, an empty option); each is base64 of nothing, and the scrub
+// must pass it rather than decode it forever.
+func TestScrubPassesEmptyStrings(t *testing.T) {
+	manifest := []byte(`{"users":{"core":{"key":"","password":"   ","groups":[""]}},"data":"` + base64.StdEncoding.EncodeToString([]byte(testKey)) + `"}`)
+	out, n, err := Scrub(manifest, NewSecret([]byte(testKey)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 || !strings.Contains(string(out), `"key": ""`) || strings.Contains(string(out), "PRIVATE") {
+		t.Errorf("replaced %d:\n%s", n, out)
+	}
+}

@@ -15,10 +15,12 @@ import (
 )
 
 // TestNoKeyInTheLogOrOutsideTheDisk runs the commands a user runs, with the
-// dagger CLI and --progress=plain: ca, client, then disk with that CA and a
-// pull secret. The log must hold no line of any private key, nor the pull
-// secret; the disk's directory must hold the node's key and the pull secret
-// only inside disk.qcow2. It needs an engine, so it runs
+// dagger CLI and --progress=plain: ca, client, then disk with that CA, a
+// pull secret and a password hash, disks with the CA and the password, and
+// config. The log must hold no line of any private key, nor the pull
+// secret, nor the hash; every exported file but disk.qcow2 must hold none
+// of them either (the node's key, the pull secret and the hash go only
+// inside the disk). It needs an engine, so it runs
 // only when KAFKA_BOOTC_E2E_DAGGER names the CLI:
 //
 //	KAFKA_BOOTC_E2E_DAGGER=$(command -v dagger) go test -tags dagger_offline -run NoKey ./...
@@ -38,10 +40,13 @@ func TestNoKeyInTheLogOrOutsideTheDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	module := []string{"call", "-m", "..", "--progress=plain", "--cluster", clusterFile, "--jmx-exporter-jar", jar}
+	// A crypt(3) hash as openssl passwd -6 prints it, for --password.
+	const passwordHash = "$6$e2eSalt0q9X$Qm1vV2x8kYw3bA7cN4pL0sD6fG9hJ2kL5zX8cV1bN4mQ7wE0rT3yU6iO9pA2sD5fG8hJ1kL4zX7cV0bN3mQ6w"
 	var log bytes.Buffer
 	run := func(args ...string) {
 		t.Helper()
 		cmd := exec.Command(cli, append(append([]string{}, module...), args...)...)
+		cmd.Env = append(os.Environ(), "KAFKA_BOOTC_E2E_HASH="+passwordHash)
 		cmd.Stdout, cmd.Stderr = &log, &log
 		if err := cmd.Run(); err != nil {
 			t.Fatalf("dagger %s: %v\n%s", strings.Join(args, " "), err, log.String())
@@ -50,7 +55,6 @@ func TestNoKeyInTheLogOrOutsideTheDisk(t *testing.T) {
 	ca := filepath.Join(dir, "ca")
 	run("ca", "-o", ca)
 	run("client", "--name", "alice", "--ca-cert", filepath.Join(ca, "ca.crt"), "--ca-key", "file:"+filepath.Join(ca, "ca.key"), "-o", filepath.Join(dir, "alice"))
-	disks := filepath.Join(dir, "disks")
 	// The nodes' pull secret goes the same way as the node's key.
 	pullAuth := base64.StdEncoding.EncodeToString([]byte("e2e-robot:pull-secret-token-7f3a9c"))
 	pullSecret := `{"auths":{"` + registryHost + `":{"auth":"` + pullAuth + `"}}}`
@@ -58,8 +62,18 @@ func TestNoKeyInTheLogOrOutsideTheDisk(t *testing.T) {
 	if err := os.WriteFile(authFile, []byte(pullSecret), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Every combination of the flags that put a secret on a disk, and the
+	// rendered tree: disk with the CA, the pull secret and the password;
+	// disks with the CA and the password alone; config.
+	outputs := []string{filepath.Join(dir, "disk"), filepath.Join(dir, "disks"), filepath.Join(dir, "rendered")}
 	run("disk", "--node", "kafka-broker-1", "--ca-cert", filepath.Join(ca, "ca.crt"), "--ca-key", "file:"+filepath.Join(ca, "ca.key"),
-		"--pull-secret", "file:"+authFile, "-o", disks)
+		"--pull-secret", "file:"+authFile, "--password", "env:KAFKA_BOOTC_E2E_HASH", "-o", outputs[0])
+	run("disks", "--ca-cert", filepath.Join(ca, "ca.crt"), "--ca-key", "file:"+filepath.Join(ca, "ca.key"),
+		"--password", "env:KAFKA_BOOTC_E2E_HASH", "-o", outputs[1])
+	run("config", "-o", outputs[2])
+	if strings.Contains(log.String(), passwordHash) || strings.Contains(log.String(), "$6$e2eSalt") {
+		t.Errorf("the log holds the password hash")
+	}
 	for _, needle := range []string{pullAuth, "pull-secret-token-7f3a9c", base64.StdEncoding.EncodeToString([]byte(pullSecret))} {
 		if strings.Contains(log.String(), needle) {
 			t.Errorf("the log holds the pull secret")
@@ -87,26 +101,38 @@ func TestNoKeyInTheLogOrOutsideTheDisk(t *testing.T) {
 	if strings.Contains(log.String(), "PRIVATE KEY") {
 		t.Errorf("the log holds a PEM private key")
 	}
-	err := filepath.Walk(disks, func(p string, info os.FileInfo, err error) error {
-		if err != nil || info.IsDir() || info.Name() == "disk.qcow2" {
-			return err
-		}
-		data, err := os.ReadFile(p)
+	for _, out := range outputs {
+		err := filepath.Walk(out, func(p string, info os.FileInfo, err error) error {
+			if err != nil || info.IsDir() || info.Name() == "disk.qcow2" {
+				return err
+			}
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			if bytes.Contains(data, []byte("PRIVATE KEY")) || bytes.Contains(data, []byte("LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0t")) {
+				t.Errorf("%s holds a private key; only the disk may", p)
+			}
+			for _, l := range lines {
+				if bytes.Contains(data, []byte(l)) {
+					t.Errorf("%s holds a line of the CA's or a client's key", p)
+				}
+			}
+			if bytes.Contains(data, []byte(pullAuth)) || bytes.Contains(data, []byte(base64.StdEncoding.EncodeToString([]byte(pullSecret)))) {
+				t.Errorf("%s holds the pull secret; only the disk may", p)
+			}
+			if bytes.Contains(data, []byte(passwordHash)) || bytes.Contains(data, []byte(base64.StdEncoding.EncodeToString([]byte(passwordHash)))) {
+				t.Errorf("%s holds the password hash; only the disk may", p)
+			}
+			return nil
+		})
 		if err != nil {
-			return err
+			t.Fatal(err)
 		}
-		if bytes.Contains(data, []byte("PRIVATE KEY")) || bytes.Contains(data, []byte("LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0t")) {
-			t.Errorf("%s holds a private key; only the disk may", p)
-		}
-		if bytes.Contains(data, []byte(pullAuth)) || bytes.Contains(data, []byte(base64.StdEncoding.EncodeToString([]byte(pullSecret)))) {
-			t.Errorf("%s holds the pull secret; only the disk may", p)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(disks, "kafka-broker-1", "qcow2", "disk.qcow2")); err != nil {
-		t.Errorf("no disk: %v", err)
+	for _, disk := range []string{filepath.Join(outputs[0], "kafka-broker-1"), filepath.Join(outputs[1], "kafka-controller-1")} {
+		if _, err := os.Stat(filepath.Join(disk, "qcow2", "disk.qcow2")); err != nil {
+			t.Errorf("no disk: %v", err)
+		}
 	}
 }
