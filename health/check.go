@@ -187,6 +187,9 @@ func Check(ctx context.Context, run Runner, c *nodes.Cluster, ns []Node) Report 
 		if want := controllerIDs(c); !slices.Equal(rep.Voters, want) {
 			problem("%s", VoterSetChange(rep.Voters, want))
 		}
+		if change := BrokerIDChange(quorum, c); change != "" {
+			problem("%s", change)
+		}
 		first(nodes.Controller, nodes.ProbeQuorumStatus, func(out []byte) (err error) {
 			rep.ClusterID, err = ParseClusterID(out)
 			return err
@@ -360,6 +363,44 @@ func controllerIDs(c *nodes.Cluster) []int {
 // the majority.
 func VoterSetChange(running, file []int) string {
 	return fmt.Sprintf("metadata quorum: the running voters are %s, the cluster file's controllers are %s: the controller set of a running cluster does not change by a rollout; put controllers.count and controllers.ids back as they were", idList(running), idList(file))
+}
+
+// BrokerIDChange says that the cluster file renumbered brokers: some of
+// the running cluster's brokers (the quorum's observers that are not the
+// file's controllers) are missing from the file while some of the file's
+// are not running. A node keeps its id for life: its data, its partition
+// replicas and its certificate's identity are under it, and a node image
+// with another id formats nothing and joins as a new, empty broker. A
+// broker only added, or only retired, is not a renumbering: it is empty.
+func BrokerIDChange(quorum []Replica, c *nodes.Cluster) string {
+	controllers := controllerIDs(c)
+	var running, file, missing, unknown []int
+	for _, r := range quorum {
+		if r.Status == "Observer" && !slices.Contains(controllers, r.ID) {
+			running = append(running, r.ID)
+		}
+	}
+	for _, n := range c.Nodes {
+		if n.Role == nodes.Broker {
+			file = append(file, n.ID)
+		}
+	}
+	slices.Sort(running)
+	slices.Sort(file)
+	for _, id := range file {
+		if !slices.Contains(running, id) {
+			missing = append(missing, id)
+		}
+	}
+	for _, id := range running {
+		if !slices.Contains(file, id) {
+			unknown = append(unknown, id)
+		}
+	}
+	if len(missing) == 0 || len(unknown) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("brokers: the running cluster's brokers are %s, the cluster file's are %s: a node keeps its id for life (its data and its partition replicas are under it); put brokers.ids (and controllers.ids) back as they were", idList(running), idList(file))
 }
 
 func idList(ids []int) string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -419,5 +420,50 @@ func TestAnotherClusterIDIsNamed(t *testing.T) {
 	want := "cluster id: the running cluster's is MkU3OEVBNTcwNTJENDM2Qg, the cluster file's " + c.ID
 	if rep.Healthy() || !strings.Contains(strings.Join(rep.Problems, "\n"), want) {
 		t.Errorf("another id: %v", rep.Problems)
+	}
+}
+
+// TestRenumberedBrokersAreNamed: the quorum as the real 4.4.0 tool prints
+// it (voters 1001-1003, brokers 1-3 observing) judged against cluster
+// files. Brokers renumbered is a change no running cluster takes, named
+// with both sets; a broker only added (not yet running) or only retired
+// is not. Ids swapped between the roles are the voter set's change
+// (VoterSetChange), since an observer with a controller's id may be a
+// controller not yet added to the quorum.
+func TestRenumberedBrokersAreNamed(t *testing.T) {
+	out, err := os.ReadFile("testdata/real/4.4.0/metadata-quorum.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	quorum, err := ParseReplication(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name         string
+		brokers      int
+		ids, ctrlIDs []int
+		want         string
+	}{
+		{"the same file", 3, nil, nil, ""},
+		{"one broker renumbered", 3, []int{1, 2, 7}, nil,
+			"brokers: the running cluster's brokers are 1,2,3, the cluster file's are 1,2,7: a node keeps its id for life"},
+		{"every broker renumbered", 3, []int{101, 102, 103}, nil,
+			"brokers: the running cluster's brokers are 1,2,3, the cluster file's are 101,102,103"},
+		{"a broker added", 4, nil, nil, ""},
+		{"a broker retired", 2, nil, nil, ""},
+		{"brokers and controllers swapped", 3, []int{1001, 1002, 1003}, []int{1, 2, 3}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := nodes.Default()
+			s.Brokers, s.BrokerIDs, s.ControllerIDs = tc.brokers, tc.ids, tc.ctrlIDs
+			c, err := nodes.Plan(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := BrokerIDChange(quorum, c); (got == "") != (tc.want == "") || !strings.HasPrefix(got, tc.want) {
+				t.Errorf("got %q\nwant %q", got, tc.want)
+			}
+		})
 	}
 }

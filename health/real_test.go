@@ -88,6 +88,15 @@ func TestCheckOnTheRealKafka(t *testing.T) {
 	if rep := Check(realCtx(t), run, other, ns); !strings.Contains(strings.Join(rep.Problems, "\n"), "cluster id: the running cluster's is "+cl.C.ID+", the cluster file's "+other.ID) {
 		t.Errorf("a renamed cluster file: %v", rep.Problems)
 	}
+	// And by one that renumbered a broker.
+	renumbered := nodes.Default()
+	renumbered.BrokerIDs = []int{1, 2, 7}
+	if other, err = nodes.Plan(renumbered); err != nil {
+		t.Fatal(err)
+	}
+	if rep := Check(realCtx(t), run, other, ns); !strings.Contains(strings.Join(rep.Problems, "\n"), "brokers: the running cluster's brokers are 1,2,3, the cluster file's are 1,2,7") {
+		t.Errorf("a renumbered cluster file: %v", rep.Problems)
+	}
 	rep.ReadDetails(realCtx(t), run, cl.C)
 	if rep.MetadataVersion.Finalized == "" || rep.Rows[0].Version != cl.Dist().Version {
 		t.Errorf("details: metadata.version %+v, version %q", rep.MetadataVersion, rep.Rows[0].Version)
