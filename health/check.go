@@ -79,6 +79,12 @@ type Report struct {
 	// finalized level and the highest the binaries support; empty when it
 	// could not be read.
 	MetadataVersion Feature
+	// KRaftVersion is the cluster's kraft.version feature: finalized 0 is
+	// a static quorum (controller.quorum.voters), 1 a dynamic one
+	// (KIP-853), whose voters change with add-controller and
+	// remove-controller. Empty when it could not be read, or on a release
+	// before 3.9, which has no such feature and only static quorums.
+	KRaftVersion Feature
 }
 
 // Versions lists the Kafka versions that the nodes run, each with its
@@ -286,6 +292,7 @@ func (r *Report) ReadDetails(ctx context.Context, run Runner, c *nodes.Cluster) 
 	firstAnswer(ctx, probe, r.Rows, nodes.Broker, nodes.ProbeFeatures, func(out []byte) error {
 		features, err := ParseFeatures(out)
 		r.MetadataVersion = features["metadata.version"]
+		r.KRaftVersion = features["kraft.version"]
 		return err
 	})
 }
@@ -446,8 +453,13 @@ func (r Report) Table() string {
 			published = "no"
 		}
 		quorum := "-"
-		if q := row.Replica; q != nil {
+		switch q := row.Replica; {
+		case q != nil && q.Status == "Observer" && row.Role == nodes.Controller:
+			quorum = fmt.Sprintf("observer (not a voter), lag %d", q.Lag)
+		case q != nil:
 			quorum = fmt.Sprintf("%s, lag %d", strings.ToLower(q.Status), q.Lag)
+		case row.Role == nodes.Controller && r.Voters != nil:
+			quorum = "not in quorum"
 		}
 		urp := "-"
 		if row.URP >= 0 {
@@ -463,6 +475,13 @@ func (r Report) Table() string {
 	w.Flush()
 	if mv := r.MetadataVersion; mv.Finalized != "" {
 		fmt.Fprintf(&b, "metadata.version %s finalized; the binaries support up to %s\n", mv.Finalized, mv.SupportedMax)
+	}
+	switch kv := r.KRaftVersion; kv.Finalized {
+	case "":
+	case "0":
+		fmt.Fprintf(&b, "kraft.version 0 finalized: a static quorum (controller.quorum.voters); the binaries support up to %s\n", kv.SupportedMax)
+	default:
+		fmt.Fprintf(&b, "kraft.version %s finalized: a dynamic quorum (controller.quorum.bootstrap.servers)\n", kv.Finalized)
 	}
 	if v := r.Versions(); len(v) > 1 {
 		fmt.Fprintf(&b, "Kafka versions differ: %s\n", strings.Join(v, "; "))

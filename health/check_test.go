@@ -392,6 +392,14 @@ func TestAChangedControllerSetIsUnhealthyNamingBothVoterSets(t *testing.T) {
 	if !slices.Equal(rep.Voters, []int{1001, 1002, 1003}) {
 		t.Errorf("voters %v", rep.Voters)
 	}
+	// Each controller's place in the quorum: the new ones are in none yet.
+	table := rep.Table()
+	if got := rowOf(table, "kafka-controller-4"); !strings.HasSuffix(got, " not in quorum - -") {
+		t.Errorf("controller 4: %q\n%s", got, table)
+	}
+	if got := rowOf(table, "kafka-controller-1"); !strings.Contains(got, " leader, lag 0 ") {
+		t.Errorf("controller 1: %q\n%s", got, table)
+	}
 }
 
 // TestAnotherClusterIDIsNamed: a cluster file whose cluster id is not the
