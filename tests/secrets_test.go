@@ -17,7 +17,7 @@ import (
 // TestNoKeyInTheLogOrOutsideTheDisk runs the commands a user runs, with the
 // dagger CLI and --progress=plain: ca, client, then disk with that CA, a
 // pull secret and a password hash, disks with the CA and the password, and
-// config. The log must hold no line of any private key, nor the pull
+// config. client's directory must hold nothing of the CA's key. The log must hold no line of any private key, nor the pull
 // secret, nor the hash; every exported file but disk.qcow2 must hold none
 // of them either (the node's key, the pull secret and the hash go only
 // inside the disk). It needs an engine, so it runs
@@ -96,6 +96,25 @@ func TestNoKeyInTheLogOrOutsideTheDisk(t *testing.T) {
 	for _, l := range lines {
 		if strings.Contains(log.String(), l) {
 			t.Errorf("the log holds a line of a private key")
+		}
+	}
+	// client exports the client's own key, on purpose, and nothing of the CA's.
+	caKeyLines := lines[:0:0]
+	if data, err := os.ReadFile(filepath.Join(ca, "ca.key")); err == nil {
+		for _, l := range strings.Split(string(data), "\n") {
+			if len(l) > 16 && !strings.HasPrefix(l, "-----") {
+				caKeyLines = append(caKeyLines, l)
+			}
+		}
+	}
+	if entries, err := os.ReadDir(filepath.Join(dir, "alice")); err == nil {
+		for _, e := range entries {
+			data, _ := os.ReadFile(filepath.Join(dir, "alice", e.Name()))
+			for _, l := range caKeyLines {
+				if bytes.Contains(data, []byte(l)) {
+					t.Errorf("client's %s holds a line of the CA's key", e.Name())
+				}
+			}
 		}
 	}
 	if strings.Contains(log.String(), "PRIVATE KEY") {
