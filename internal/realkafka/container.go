@@ -25,6 +25,9 @@ type Container struct {
 	Image string
 	// StopTimeout is podman's --stop-timeout, "" when the unit sets none.
 	StopTimeout string
+	// Command is what the unit runs in place of the image's command
+	// (Exec=), empty when it runs the image's own start.
+	Command []string
 }
 
 // Mount is a bind mount.
@@ -85,6 +88,7 @@ func ReadContainer(name string, unit []byte, dropins ...[]byte) (Container, erro
 		flag, value, inline := strings.Cut(rest[i], "=")
 		if !strings.HasPrefix(flag, "-") {
 			c.Image = rest[i]
+			c.Command = rest[i+1:]
 			break
 		}
 		takes := map[string]bool{"--env": true, "-v": true, "--secret": true, "--stop-timeout": true,

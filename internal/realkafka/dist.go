@@ -114,6 +114,11 @@ func Fetch(version string) (*Dist, error) {
 	}
 	d := &Dist{Version: version, Dir: dir}
 	if _, err := os.Stat(filepath.Join(dir, ".complete")); err == nil {
+		// The scripts are the harness's: written anew, so that a cache
+		// made by an older harness gets the current ones.
+		if err := d.writeTools(); err != nil {
+			return nil, err
+		}
 		return d, d.findAgent()
 	}
 	os.RemoveAll(dir)
@@ -231,9 +236,30 @@ func (d *Dist) writeTools() error {
 # %s of Kafka %s, as the apache/kafka image's bin/%s starts it.
 exec java ${KAFKA_HEAP_OPTS:--Xmx256M} %s -cp '/opt/kafka/libs/*' ${KAFKA_OPTS:-} %s "$@"
 `, name, d.Version, name, LogOptions("tools"), class)
-		if err := os.WriteFile(filepath.Join(bin, name), []byte(script), 0o755); err != nil {
+		if err := writeScript(filepath.Join(bin, name), script); err != nil {
 			return err
 		}
+	}
+	start := fmt.Sprintf(`#!/bin/sh
+# kafka-server-start.sh of Kafka %s, as the image's bin/kafka-server-start.sh
+# and kafka-run-class.sh start the server: the heap of KAFKA_HEAP_OPTS (1 GiB
+# when unset), kafka-run-class.sh's G1 options, KAFKA_OPTS, and EXTRA_ARGS
+# without the scripts' own words (-name NAME, -loggc, -daemon), then
+# kafka.Kafka. The harness's logging stands in for KAFKA_LOG4J_OPTS.
+set -f
+extra= skip=
+for w in ${EXTRA_ARGS:-}; do
+  if [ -n "$skip" ]; then skip=; continue; fi
+  case $w in
+    -name) skip=1 ;;
+    -loggc | -daemon) ;;
+    *) extra="$extra $w" ;;
+  esac
+done
+exec java ${KAFKA_HEAP_OPTS:--Xmx1G -Xms1G} -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -XX:MaxInlineLevel=15 -Djava.awt.headless=true %s -cp '/opt/kafka/libs/*' ${KAFKA_OPTS:-} $extra kafka.Kafka "$@"
+`, d.Version, LogOptions("server"))
+	if err := writeScript(filepath.Join(bin, "kafka-server-start.sh"), start); err != nil {
+		return err
 	}
 	if err := writeLogConfigs(filepath.Join(d.Dir, "etc")); err != nil {
 		return err
@@ -244,6 +270,19 @@ exec java ${KAFKA_HEAP_OPTS:--Xmx256M} %s -cp '/opt/kafka/libs/*' ${KAFKA_OPTS:-
 		}
 	}
 	return nil
+}
+
+// writeScript and writeWhole replace a file whole (a rename), so that a
+// node that reads it meanwhile reads the old one or the new one, never a
+// part.
+func writeScript(p, text string) error { return writeWhole(p, text, 0o755) }
+
+func writeWhole(p, text string, mode os.FileMode) error {
+	tmp := p + ".new"
+	if err := os.WriteFile(tmp, []byte(text), mode); err != nil {
+		return err
+	}
+	return os.Rename(tmp, p)
 }
 
 // Tool reports whether the release has the tool.
@@ -290,7 +329,7 @@ func writeLogConfigs(dir string) error {
 		return err
 	}
 	for name, content := range logConfigs {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+		if err := writeWhole(filepath.Join(dir, name), content, 0o644); err != nil {
 			return err
 		}
 	}

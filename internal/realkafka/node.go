@@ -316,22 +316,16 @@ func mountRoot(p string) (string, error) {
 // (docker/jvm/launch): kafka.docker.KafkaDockerWrapper setup, which
 // writes the final server.properties from the mounted one and the KAFKA_*
 // environment and formats the storage, tolerating "already formatted";
-// then kafka-server-start.sh's JVM: the heap of KAFKA_HEAP_OPTS (1 GiB
-// when unset), kafka-run-class.sh's G1 options, KAFKA_OPTS, and EXTRA_ARGS
-// without the script's own words (-name, -loggc), then kafka.Kafka.
+// then kafka-server-start.sh (the harness's, in the release's bin/). A
+// unit with a command of its own (Exec=) runs that instead.
 func (n *Node) launch() string {
-	var extra []string
-	if v, ok := n.Ctr.Getenv("EXTRA_ARGS"); ok {
-		words := strings.Fields(v)
-		for i := 0; i < len(words); i++ {
-			switch words[i] {
-			case "-name":
-				i++
-			case "-loggc", "-daemon":
-			default:
-				extra = append(extra, shell.Quote(words[i]))
-			}
+	if len(n.Ctr.Command) > 0 {
+		// The unit's own command, which the image's entrypoint runs.
+		var argv []string
+		for _, a := range n.Ctr.Command {
+			argv = append(argv, shell.Quote(a))
 		}
+		return "#!/bin/sh\n# The unit's command (Exec=), in place of the apache/kafka image's start.\nexec " + strings.Join(argv, " ") + "\n"
 	}
 	return fmt.Sprintf(`#!/bin/sh
 # The start of the apache/kafka image, mirrored by kafka-bootc's harness.
@@ -353,8 +347,8 @@ if ! out=$(java -Xmx256M %[1]s -cp '/opt/kafka/libs/*' kafka.docker.KafkaDockerW
   echo "$out" | grep -qi "already formatted" || exit 1
 fi
 echo "$out"
-exec java ${KAFKA_HEAP_OPTS:--Xmx1G -Xms1G} -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -XX:MaxInlineLevel=15 -Djava.awt.headless=true %[5]s -cp '/opt/kafka/libs/*' ${KAFKA_OPTS:-} %[6]s kafka.Kafka %[4]s/server.properties
-`, LogOptions("tools"), defaultConfigs, mountedConfigs, finalConfigs, LogOptions("server"), strings.Join(extra, " "))
+exec /opt/kafka/bin/kafka-server-start.sh %[4]s/server.properties
+`, LogOptions("tools"), defaultConfigs, mountedConfigs, finalConfigs)
 }
 
 // command is argv run in the node: in its network namespace, in a mount
@@ -543,6 +537,12 @@ func (n *Node) Container(ctx context.Context, argv ...string) ([]byte, error) {
 		return stdout.Bytes(), fmt.Errorf("%s: %s: %w: %s", n.Name, strings.Join(argv, " "), err, lastLines(stderr.String(), 10))
 	}
 	return stdout.Bytes(), nil
+}
+
+// Log is everything the node's Kafka (and its start) printed.
+func (n *Node) Log() string {
+	b, _ := os.ReadFile(filepath.Join(n.Dir, "kafka.log"))
+	return string(b)
 }
 
 // Tail is the last lines of the node's Kafka log.
