@@ -295,6 +295,27 @@ func (r *Report) ReadDetails(ctx context.Context, run Runner, c *nodes.Cluster) 
 		r.KRaftVersion = features["kraft.version"]
 		return err
 	})
+	if change := QuorumModeChange(c, r.KRaftVersion); change != "" {
+		r.Problems = append(r.Problems, change)
+	}
+}
+
+// QuorumModeChange says that the cluster file's quorum mode is not the
+// running cluster's. A dynamic rendering rolled onto a static quorum
+// would take the controllers' voters away (they are in
+// controller.quorum.voters, not in the metadata log), and a static one
+// onto a dynamic quorum would give them a voter set that the log no
+// longer holds. Empty when they agree, or when kraft.version was not read.
+func QuorumModeChange(c *nodes.Cluster, kraft Feature) string {
+	switch {
+	case kraft.Finalized == "":
+		return ""
+	case c.Dynamic && kraft.Finalized == "0":
+		return "quorum: the cluster file's is dynamic, the running cluster's static (kraft.version 0): its controllers' voters are their controller.quorum.voters, which the file's rendering no longer gives them; put quorum: static back (kafka-bootc does not move a running cluster to a dynamic quorum yet)"
+	case !c.Dynamic && kraft.Finalized != "0":
+		return fmt.Sprintf("quorum: the cluster file's is static, the running cluster's dynamic (kraft.version %s): its voters are in the metadata log, not in controller.quorum.voters; put quorum: dynamic back", kraft.Finalized)
+	}
+	return ""
 }
 
 // boundedProbe runs probes that give up after ProbeTimeout, so that a node

@@ -475,3 +475,46 @@ func TestRenumberedBrokersAreNamed(t *testing.T) {
 		})
 	}
 }
+
+// TestAChangedQuorumModeIsNamed: a file whose quorum mode is not the
+// running cluster's kraft.version (read as the real 4.4.0 prints it) is a
+// problem, both ways; a release without kraft.version is not judged.
+func TestAChangedQuorumModeIsNamed(t *testing.T) {
+	out, err := os.ReadFile("testdata/real/4.4.0/features.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	features, err := ParseFeatures(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	static := features["kraft.version"]
+	static41 := nodes.Default()
+	c, err := nodes.Plan(static41)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dynamicSpec := nodes.Default()
+	dynamicSpec.Quorum = nodes.QuorumDynamic
+	d, err := nodes.Plan(dynamicSpec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dynamic := Feature{SupportedMin: "0", SupportedMax: "1", Finalized: "1"}
+	for _, tc := range []struct {
+		name  string
+		c     *nodes.Cluster
+		kraft Feature
+		want  string
+	}{
+		{"static file, static quorum", c, static, ""},
+		{"dynamic file, dynamic quorum", d, dynamic, ""},
+		{"dynamic file, static quorum", d, static, "quorum: the cluster file's is dynamic, the running cluster's static (kraft.version 0)"},
+		{"static file, dynamic quorum", c, dynamic, "quorum: the cluster file's is static, the running cluster's dynamic (kraft.version 1)"},
+		{"kraft.version unread", d, Feature{}, ""},
+	} {
+		if got := QuorumModeChange(tc.c, tc.kraft); (got == "") != (tc.want == "") || !strings.HasPrefix(got, tc.want) {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}

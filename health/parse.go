@@ -67,6 +67,11 @@ type Replica struct {
 	LastFetch, LastCaughtUp int64
 	// Status is Leader, Follower or Observer.
 	Status string
+	// DirectoryID is the replica's metadata directory id (3.9 and later):
+	// in a dynamic quorum, a voter is a node id and a directory id, and a
+	// node whose disk was replaced comes back under a new one.
+	// AAAAAAAAAAAAAAAAAAAAAA in a static quorum; empty before 3.9.
+	DirectoryID string
 }
 
 // replicationColumns are the columns that MetadataQuorumCommand prints in
@@ -96,6 +101,9 @@ func ParseReplication(out []byte) ([]Replica, error) {
 		}
 		var id int64
 		r := Replica{Status: f[col["Status"]]}
+		if i, ok := col["DirectoryId"]; ok {
+			r.DirectoryID = f[i]
+		}
 		for _, v := range []struct {
 			name string
 			to   *int64

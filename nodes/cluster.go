@@ -85,6 +85,10 @@ type Cluster struct {
 	// TLS is set in TLS mode (the default): mutual TLS on every listener,
 	// and authorization.
 	TLS bool
+	// Dynamic is set for a dynamic quorum (KIP-853): the nodes find the
+	// controllers through controller.quorum.bootstrap.servers, and the
+	// voters are in the metadata log, where they can change.
+	Dynamic bool
 	// AdminUser is the client identity that is a super user, in TLS mode.
 	AdminUser string
 
@@ -290,6 +294,16 @@ func Plan(s Spec) (*Cluster, error) {
 			return nil, err
 		}
 		c.Roles[r] = rs
+	}
+	switch s.Quorum {
+	case QuorumStatic:
+	case QuorumDynamic:
+		if !version.AtLeast(4, 1) {
+			return nil, fmt.Errorf("quorum dynamic: needs Kafka 4.1 or later, and the Kafka image is %s; 4.1 is the first release that also moves a static quorum to a dynamic one, so kafka-bootc keeps 3.9 and 4.0 static: use quorum: static, or a newer Kafka image", version)
+		}
+		c.Dynamic = true
+	default:
+		return nil, fmt.Errorf("quorum %q: must be %s (the controllers are fixed voters, the default) or %s (voters added and removed on a running cluster, Kafka 4.1 or later)", s.Quorum, QuorumStatic, QuorumDynamic)
 	}
 	switch s.Security {
 	case SecurityTLS:

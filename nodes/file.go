@@ -50,9 +50,16 @@ type ClusterFile struct {
 	Images *FileImages `yaml:"images,omitempty" json:"images,omitempty"`
 	// The brokers.
 	Brokers *FileRole `yaml:"brokers,omitempty" json:"brokers,omitempty"`
-	// The controllers. They are the quorum's static voters
-	// (controller.quorum.voters): choose them before the first start.
+	// The controllers: the voters of the metadata quorum. With quorum:
+	// static, choose them before the first start; with quorum: dynamic,
+	// they can change on a running cluster (see docs/operations.md).
 	Controllers *FileRole `yaml:"controllers,omitempty" json:"controllers,omitempty"`
+	// How the controllers form the metadata quorum: static (the voters are
+	// controller.quorum.voters, fixed for the cluster's life) or dynamic
+	// (KIP-853: controller.quorum.bootstrap.servers, voters added and
+	// removed on a running cluster; Kafka 4.1 or later). Keep it once the
+	// cluster runs: a rollout refuses to change it.
+	Quorum string `yaml:"quorum,omitempty" json:"quorum,omitempty" enum:"static,dynamic"`
 	// The metrics every node serves.
 	Metrics *FileMetrics `yaml:"metrics,omitempty" json:"metrics,omitempty"`
 	// The disks that bootc-image-builder makes.
@@ -203,6 +210,7 @@ func (f ClusterFile) apply(s *Spec, builder *string) {
 	set(&s.Registry, f.Registry)
 	set(&s.Tag, f.Tag)
 	set(&s.Security, f.Security)
+	set(&s.Quorum, f.Quorum)
 	set(&s.AdminUser, f.AdminUser)
 	if i := f.Images; i != nil {
 		set(&s.BaseImage, i.Base)
@@ -470,7 +478,7 @@ func FileOf(s Spec, builder string) ClusterFile {
 	}
 	return ClusterFile{
 		Version: FileVersion, Name: s.Name, ClusterID: s.ClusterID, Domain: s.Domain,
-		Registry: s.Registry, Tag: s.Tag, Security: s.Security, AdminUser: s.AdminUser,
+		Registry: s.Registry, Tag: s.Tag, Security: s.Security, Quorum: s.Quorum, AdminUser: s.AdminUser,
 		Images:      &FileImages{Base: s.BaseImage, Kafka: s.KafkaImage, KafkaVersion: s.KafkaVersion, Exporter: s.ExporterImage, Builder: builder},
 		Brokers:     role(s.Brokers, s.BrokerIDs, s.Broker),
 		Controllers: role(s.Controllers, s.ControllerIDs, s.Controller),

@@ -108,7 +108,7 @@ func (c *Cluster) RoleImage(r Role) (Image, error) {
 	files := []File{
 		{Path: kafkaPath, Content: kafka, Mode: 0o644},
 		{Path: exporterPath, Content: exporter, Mode: 0o644},
-		{Path: tmpfilesConf, Content: c.tmpfiles(), Mode: 0o644},
+		{Path: tmpfilesConf, Content: c.tmpfiles(r), Mode: 0o644},
 		{Path: sudoersPath, Content: c.sudoers(r), Mode: 0o440},
 	}
 	var downloads []Download
@@ -124,6 +124,9 @@ func (c *Cluster) RoleImage(r Role) (Image, error) {
 		return Image{}, err
 	}
 	files = append(files, signing...)
+	if r == Controller && c.Dynamic {
+		files = append(files, File{Path: controllerStartSrc, Content: []byte(controllerStart), Mode: 0o644})
+	}
 	if c.MetricsPort != 0 {
 		downloads = append(downloads, c.JMXAgent())
 		files = append(files, File{Path: jmxConfigPath, Content: []byte(jmxConfig), Mode: 0o644})
@@ -231,6 +234,10 @@ func (c *Cluster) kafkaUnit(r Role) quadlets.Container {
 		TimeoutStopSec: strconv.Itoa(KafkaStopSeconds + 60),
 		WantedBy:       []string{"multi-user.target"},
 	}
+	if r == Controller && c.Dynamic {
+		ctr.Volumes = append(ctr.Volumes, controllerStartHostDir()+":"+controllerStartDir+":ro")
+		ctr.Exec = c.controllerStartExec()
+	}
 	if c.TLS {
 		ctr = withSecrets(ctr, KafkaUID, kafkaSecrets())
 	}
@@ -264,7 +271,7 @@ func (c *Cluster) exporterUnit() quadlets.Container {
 // tmpfiles creates Kafka's data directory at boot, owned by the image's
 // user; systemd-tmpfiles gives new directories the policy's SELinux label.
 // It also copies the JMX exporter where a container may read it.
-func (c *Cluster) tmpfiles() []byte {
+func (c *Cluster) tmpfiles(r Role) []byte {
 	b := fmt.Appendf(nil, `# Kafka data, kept across reboots and bootc upgrades.
 d /var/srv 0755 root root -
 d /var/srv/containers 0755 root root -
@@ -277,6 +284,13 @@ d %[2]s 0750 %[3]d %[3]d -
 d %[1]s 0755 root root -
 C %[2]s - - - - %[3]s
 `, path.Dir(c.jmxHostDir()), c.jmxHostDir(), path.Dir(jmxConfigPath))
+	}
+	if r == Controller && c.Dynamic {
+		b = fmt.Appendf(b, `# The start of a dynamic quorum's controller, copied from the image once per
+# version, for the same reason.
+d %[1]s 0755 root root -
+C %[2]s - - - - %[3]s
+`, path.Dir(controllerStartHostDir()), controllerStartHostDir(), path.Dir(controllerStartSrc))
 	}
 	return b
 }

@@ -122,10 +122,14 @@ func (c *Cluster) Properties(r Role) []Setting {
 	props := map[string]string{
 		"process.roles":                  string(r),
 		"controller.listener.names":      c.Listener(Controller),
-		"controller.quorum.voters":       c.Voters(),
 		"log.dirs":                       LogDir,
 		"listeners":                      fmt.Sprintf("%s://:%d", c.Listener(r), rs.Port),
 		"listener.security.protocol.map": c.Listener(Controller) + ":" + c.protocol(),
+	}
+	if c.Dynamic {
+		props["controller.quorum.bootstrap.servers"] = c.BootstrapServers()
+	} else {
+		props["controller.quorum.voters"] = c.Voters()
 	}
 	if r == Broker {
 		brokers := c.Count(Broker)

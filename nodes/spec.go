@@ -55,6 +55,9 @@ type Spec struct {
 
 	// Security is the security mode: SecurityTLS or SecurityPlaintext.
 	Security string
+	// Quorum is how the controllers form the metadata quorum:
+	// QuorumStatic or QuorumDynamic.
+	Quorum string
 	// AdminUser is the client identity that is a super user in TLS mode.
 	AdminUser string
 
@@ -120,6 +123,7 @@ func Default() Spec {
 		JMXExporterSHA256: DefaultJMXExporterSHA256,
 		Tag:               "latest",
 		Security:          SecurityTLS,
+		Quorum:            QuorumStatic,
 		AdminUser:         DefaultAdminUser,
 		Disk:              bib.DefaultSpec(),
 	}

@@ -360,3 +360,31 @@ func TestNodeImagesWithoutTheMinISRProbeStillRollOut(t *testing.T) {
 		t.Errorf("the log does not say so:\n%s", log.String())
 	}
 }
+
+// TestAChangedQuorumModeIsRefused: a cluster file with quorum: dynamic for
+// a running static quorum (kraft.version 0, as Kafka 4's tool prints it)
+// is refused before any node moves, naming both modes; so is the dry run's
+// plan.
+func TestAChangedQuorumModeIsRefused(t *testing.T) {
+	_, ns, f := cluster(t)
+	for _, n := range f.Nodes {
+		n.Version = "4.4.0"
+	}
+	f.Metadata = "4.4-IV2"
+	s := nodes.Default()
+	s.Quorum = nodes.QuorumDynamic
+	c, err := nodes.Plan(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Run(context.Background(), f, c, ns, fast)
+	want := "quorum: the cluster file's is dynamic, the running cluster's static (kraft.version 0)"
+	if err == nil || !strings.Contains(err.Error(), "refusing to start") || !strings.Contains(err.Error(), want) || len(f.Steps) != 0 {
+		t.Errorf("%v, steps %v", err, f.Steps)
+	}
+	dry := fast
+	dry.DryRun = true
+	if out, err := Run(context.Background(), f, c, ns, dry); err != nil || !strings.Contains(out, want) {
+		t.Errorf("dry run: %v\n%s", err, out)
+	}
+}
