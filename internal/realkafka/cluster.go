@@ -127,17 +127,7 @@ func Start(c *nodes.Cluster, o Options) (*Cluster, error) {
 		}
 		cl.Nodes = append(cl.Nodes, node)
 	}
-	var hosts bytes.Buffer
-	hosts.WriteString("127.0.0.1 localhost\n")
-	for _, n := range cl.Nodes {
-		fmt.Fprintf(&hosts, "%s %s", n.Addr, n.Hostname)
-		if n.Name != n.Hostname {
-			fmt.Fprintf(&hosts, " %s", n.Name)
-		}
-		hosts.WriteString("\n")
-	}
-	cl.hosts = hosts.Bytes()
-	if err := os.WriteFile(filepath.Join(cl.Dir, "hosts"), cl.hosts, 0o644); err != nil {
+	if err := cl.writeHosts(); err != nil {
 		return nil, err
 	}
 	if err := cl.clientNamespace(); err != nil {
@@ -155,6 +145,51 @@ func Start(c *nodes.Cluster, o Options) (*Cluster, error) {
 	}
 	ok = true
 	return cl, nil
+}
+
+// writeHosts writes the hosts file that every node and the clients read:
+// each node's address and names. It is written in place: the nodes' bind
+// mounts of it see the new content.
+func (cl *Cluster) writeHosts() error {
+	var hosts bytes.Buffer
+	hosts.WriteString("127.0.0.1 localhost\n")
+	for _, n := range cl.Nodes {
+		fmt.Fprintf(&hosts, "%s %s", n.Addr, n.Hostname)
+		if n.Name != n.Hostname {
+			fmt.Fprintf(&hosts, " %s", n.Name)
+		}
+		hosts.WriteString("\n")
+	}
+	cl.hosts = hosts.Bytes()
+	return os.WriteFile(filepath.Join(cl.Dir, "hosts"), cl.hosts, 0o644)
+}
+
+// AddNode starts a node that model names and the running cluster lacks,
+// as a new machine booted from its disk: model is the cluster file that
+// grew (more controllers, or brokers), the running nodes keep theirs. It
+// gets its own namespace and address, every node's hosts file names it,
+// and its Kafka starts; Wait does not cover it.
+func (cl *Cluster) AddNode(model *nodes.Cluster, name string) (*Node, error) {
+	n, err := model.Node(name)
+	if err != nil {
+		return nil, err
+	}
+	if cl.Node(name) != nil {
+		return nil, fmt.Errorf("%s: runs already", name)
+	}
+	node, err := cl.newNode(n, len(cl.Nodes))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	node.model = model
+	cl.Nodes = append(cl.Nodes, node)
+	if err := cl.writeHosts(); err != nil {
+		return nil, err
+	}
+	if err := node.prepare(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return node, node.Start()
 }
 
 // checkAgent holds the JMX exporter that Maven resolved to the digest that
