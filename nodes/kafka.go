@@ -156,12 +156,20 @@ func (c *Cluster) Properties(r Role) []Setting {
 
 // NodeProperties returns the properties that differ from node to node: the
 // node id and, for a broker, the address clients are sent to. A controller
-// must not advertise listeners: the image's configure script exits for
-// process.roles=controller when it is set.
+// of a static quorum must not advertise listeners: the image's configure
+// script exits for process.roles=controller when it is set; one of a
+// dynamic quorum must, and runs kafka-bootc's start.
 func (c *Cluster) NodeProperties(n Node) []Setting {
 	props := map[string]string{"node.id": strconv.Itoa(n.ID)}
 	if n.Role == Broker {
 		props["advertised.listeners"] = fmt.Sprintf("%s://%s:%d", c.Listener(Broker), n.Hostname, c.Roles[Broker].Port)
+	}
+	if n.Role == Controller && c.Dynamic {
+		// A dynamic quorum's voters are their advertised endpoints: what
+		// add-controller registers, and what the leader reaches. Without
+		// it, Kafka's tool sends localhost. kafka-bootc's start runs these
+		// controllers, not the image's configure script that refuses it.
+		props["advertised.listeners"] = fmt.Sprintf("%s://%s:%d", c.Listener(Controller), n.Hostname, c.Roles[Controller].Port)
 	}
 	return sortedSettings(props)
 }

@@ -65,6 +65,9 @@ func TestADynamicQuorumsRendering(t *testing.T) {
 			t.Fatalf("%s: no image in %q", n.Name, svc.podman)
 		}
 		command := svc.podman[image+1:]
+		if want := map[Role]string{Broker: "BROKER://" + n.Hostname + ":9092", Controller: "CONTROLLER://" + n.Hostname + ":9093"}[n.Role]; env["KAFKA_ADVERTISED_LISTENERS"] != want {
+			t.Errorf("%s: advertised listeners %q, want %q (a voter is its advertised endpoint)", n.Name, env["KAFKA_ADVERTISED_LISTENERS"], want)
+		}
 		if n.Role == Broker {
 			if len(command) != 0 {
 				t.Errorf("%s: a broker runs %q, not the image's start", n.Name, command)
@@ -159,16 +162,19 @@ func TestDirectoryIDsAreKafkaUuidsStableAndDistinct(t *testing.T) {
 	}
 }
 
-// TestTheControllersStartIsValidBash: bash parses it (the real Kafka runs
+// TestTheControllersStartIsValidBash: bash parses the start and the
+// quorum script (the real Kafka runs
 // it in internal/realkafka's tests).
 func TestTheControllersStartIsValidBash(t *testing.T) {
 	bash, err := exec.LookPath("bash")
 	if err != nil {
 		t.Skip("no bash")
 	}
-	cmd := exec.Command(bash, "-n")
-	cmd.Stdin = strings.NewReader(controllerStart)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Errorf("bash -n: %v\n%s", err, out)
+	for _, script := range []string{controllerStart, controllerQuorum} {
+		cmd := exec.Command(bash, "-n")
+		cmd.Stdin = strings.NewReader(script)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("bash -n: %v\n%s", err, out)
+		}
 	}
 }
