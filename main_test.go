@@ -345,6 +345,7 @@ func TestEveryFunctionStatesItsCachePolicy(t *testing.T) {
 		"Rollout":           "never",   // changes running machines
 		"RenewCertificates": "never",   // the same
 		"Finalize":          "never",   // the same
+		"Quorum":            "never",   // the same
 		"Trust":             "never",   // the same
 		"Lab":               "",        // checks its arguments and the disks
 		"Smoke":             "never",   // boots machines

@@ -237,6 +237,42 @@ func (r *Running) Finalize(
 	return rollout.Finalize(ctx, ssh, c, targets, rollout.Options{DryRun: dryRun, Log: os.Stderr})
 }
 
+// Quorum makes a dynamic quorum's voters the cluster file's controllers.
+//
+// For a cluster file with quorum: dynamic (KIP-853), one voter at a time:
+// a controller of the file that runs as an observer (a new controller
+// started from its disk, or one whose disk was replaced) becomes a voter
+// once it has caught up with the leader, after the voter of its node id
+// that lost its data left; a voter that the file no longer names is
+// removed, and its machine can then be retired. Before each step the
+// quorum must keep a majority of caught-up voters through it, and after it
+// the quorum must show it, within the timeout. It stops at the first
+// failure and says what it did; a rerun resumes.
+//
+// Never cached: it changes the running cluster.
+// +cache="never"
+func (r *Running) Quorum(
+	ctx context.Context,
+	// Print the steps and change nothing.
+	// +optional
+	dryRun bool,
+	// How long to wait, in seconds, for a node to catch up before its step,
+	// and for the quorum to show the step, each.
+	// +default=900
+	timeout int,
+) (string, error) {
+	o, err := rollingOptions(timeout, dryRun)
+	if err != nil {
+		return "", err
+	}
+	c, targets, ssh, err := r.connect(ctx, false)
+	if err != nil {
+		return "", err
+	}
+	defer ssh.Close()
+	return rollout.Quorum(ctx, ssh, c, targets, o)
+}
+
 // rollingOptions checks the arguments that every rolling operation takes.
 func rollingOptions(timeout int, dryRun bool) (rollout.Options, error) {
 	if timeout < 1 {

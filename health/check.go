@@ -79,6 +79,9 @@ type Report struct {
 	// finalized level and the highest the binaries support; empty when it
 	// could not be read.
 	MetadataVersion Feature
+	// Quorum is the metadata quorum's replication as a controller reads
+	// it: every voter and observer; nil when it could not be read.
+	Quorum []Replica
 	// KRaftVersion is the cluster's kraft.version feature: finalized 0 is
 	// a static quorum (controller.quorum.voters), 1 a dynamic one
 	// (KIP-853), whose voters change with add-controller and
@@ -189,9 +192,14 @@ func Check(ctx context.Context, run Runner, c *nodes.Cluster, ns []Node) Report 
 		if leader == nil {
 			problem("metadata quorum: no leader")
 		}
+		rep.Quorum = quorum
 		rep.Voters = voters(quorum)
 		if want := controllerIDs(c); !slices.Equal(rep.Voters, want) {
-			problem("%s", VoterSetChange(rep.Voters, want))
+			if c.Dynamic {
+				problem("%s", VotersToChange(rep.Voters, want))
+			} else {
+				problem("%s", VoterSetChange(rep.Voters, want))
+			}
 		}
 		if change := BrokerIDChange(quorum, c); change != "" {
 			problem("%s", change)
@@ -208,8 +216,12 @@ func Check(ctx context.Context, run Runner, c *nodes.Cluster, ns []Node) Report 
 			r.Replica = byID[r.ID]
 			switch {
 			case r.Role == nodes.Controller && (r.Replica == nil || r.Replica.Status == "Observer"):
-				problem("%s: node %d is not a voter of the metadata quorum", r.Name, r.ID)
-			case r.Role == nodes.Controller && leader != nil && !caughtUp(*leader, *r.Replica):
+				if c.Dynamic && r.Replica != nil {
+					problem("%s: node %d is an observer, not a voter, of the metadata quorum: running ... quorum adds it", r.Name, r.ID)
+				} else {
+					problem("%s: node %d is not a voter of the metadata quorum", r.Name, r.ID)
+				}
+			case r.Role == nodes.Controller && leader != nil && !CaughtUp(*leader, *r.Replica):
 				problem("%s: behind the quorum leader by %d records (last caught up %d ms after the leader's)",
 					r.Name, r.Replica.Lag, leader.LastCaughtUp-r.Replica.LastCaughtUp)
 			case r.Role == nodes.Broker && r.Replica == nil:
@@ -350,6 +362,31 @@ func firstAnswer(ctx context.Context, probe func(context.Context, Node, string) 
 	return errors.Join(errs...)
 }
 
+// ReadQuorum reads the metadata quorum's replication from the first
+// controller that answers: what a step of the quorum's voters waits on,
+// without a whole Check.
+func ReadQuorum(ctx context.Context, run Runner, c *nodes.Cluster, ns []Node) ([]Replica, error) {
+	probe := boundedProbe(run, c)
+	var errs []error
+	for _, n := range ns {
+		if n.Role != nodes.Controller {
+			continue
+		}
+		out, err := probe(ctx, n, nodes.ProbeQuorum)
+		if err == nil {
+			var quorum []Replica
+			if quorum, err = ParseReplication(out); err == nil {
+				return quorum, nil
+			}
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", n.Name, err))
+	}
+	if len(errs) == 0 {
+		return nil, errors.New("no controller to ask")
+	}
+	return nil, errors.Join(errs...)
+}
+
 // RunProbe runs the named probe of the node's role on the node.
 func RunProbe(ctx context.Context, run Runner, c *nodes.Cluster, n Node, name string) ([]byte, error) {
 	p, ok := c.Probe(n.Role, name)
@@ -431,6 +468,13 @@ func BrokerIDChange(quorum []Replica, c *nodes.Cluster) string {
 	return fmt.Sprintf("brokers: the running cluster's brokers are %s, the cluster file's are %s: a node keeps its id for life (its data and its partition replicas are under it); put brokers.ids (and controllers.ids) back as they were", idList(running), idList(file))
 }
 
+// VotersToChange says that a dynamic quorum's voters are not yet the
+// controllers that the cluster file names: running ... quorum makes them
+// so, one voter at a time.
+func VotersToChange(running, file []int) string {
+	return fmt.Sprintf("metadata quorum: the running voters are %s, the cluster file's controllers are %s: run running ... quorum, which adds the file's controllers that run as observers and removes the other voters, one at a time", idList(running), idList(file))
+}
+
 func idList(ids []int) string {
 	if len(ids) == 0 {
 		return "none"
@@ -442,8 +486,9 @@ func idList(ids []int) string {
 	return strings.Join(s, ",")
 }
 
-// caughtUp reports whether a voter has kept up with the leader lately.
-func caughtUp(leader, voter Replica) bool {
+// CaughtUp reports whether a voter (or an observer) has kept up with the
+// leader lately.
+func CaughtUp(leader, voter Replica) bool {
 	if voter.ID == leader.ID {
 		return true
 	}

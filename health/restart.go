@@ -83,7 +83,7 @@ func (r Report) quorumBlockers(n Node) []Blocker {
 	}
 	var caught []string
 	for _, row := range r.Rows {
-		if row.ID != n.ID && row.Role == nodes.Controller && row.Replica != nil && row.Replica.Status != "Observer" && caughtUp(*leader, *row.Replica) {
+		if row.ID != n.ID && row.Role == nodes.Controller && row.Replica != nil && row.Replica.Status != "Observer" && CaughtUp(*leader, *row.Replica) {
 			caught = append(caught, fmt.Sprint(row.ID))
 		}
 	}

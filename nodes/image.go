@@ -125,7 +125,8 @@ func (c *Cluster) RoleImage(r Role) (Image, error) {
 	}
 	files = append(files, signing...)
 	if r == Controller && c.Dynamic {
-		files = append(files, File{Path: controllerStartSrc, Content: []byte(controllerStart), Mode: 0o644})
+		files = append(files, File{Path: controllerStartSrc, Content: []byte(controllerStart), Mode: 0o644},
+			File{Path: controllerQuorumSrc, Content: []byte(controllerQuorum), Mode: 0o644})
 	}
 	if c.MetricsPort != 0 {
 		downloads = append(downloads, c.JMXAgent())

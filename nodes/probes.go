@@ -215,6 +215,9 @@ func (c *Cluster) sudoers(r Role) []byte {
 	if r == Broker {
 		steps = append(steps, sudoersCommand(c.FinalizeAction()))
 	}
+	if r == Controller && c.Dynamic {
+		steps = append(steps, quorumSudoers()...)
+	}
 	aliases := []string{"KAFKA_BOOTC_PROBES", "KAFKA_BOOTC_STEPS"}
 	tls := ""
 	if c.TLS {

@@ -185,3 +185,35 @@ func TestFinalizeRaisesMetadataVersionToTheImagesRelease(t *testing.T) {
 		t.Errorf("finalize %q, want the explicit version's release", got)
 	}
 }
+
+// TestADynamicQuorumsControllersMayChangeTheVoters: the controllers of a
+// dynamic quorum allow the quorum script's join exactly, and its remove
+// with a node id; visudo takes the drop-in. Brokers, and static
+// controllers, allow neither.
+func TestADynamicQuorumsControllersMayChangeTheVoters(t *testing.T) {
+	visudo, err := exec.LookPath("visudo")
+	if err != nil {
+		t.Skip("skipped: visudo (Debian's sudo) is not installed")
+	}
+	s := Default()
+	s.Quorum = QuorumDynamic
+	c := plan(t, s)
+	file := filepath.Join(t.TempDir(), "kafka-bootc")
+	if err := os.WriteFile(file, c.sudoers(Controller), 0o440); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(visudo, "-c", "-f", file).CombinedOutput(); err != nil {
+		t.Errorf("visudo refuses the drop-in: %v\n%s\n%s", err, out, c.sudoers(Controller))
+	}
+	cmds := allowed(t, c.sudoers(Controller))
+	join := "/usr/bin/podman exec kafka-controller /bin/bash /opt/kafka-bootc/start/controller-quorum.sh join"
+	remove := "/usr/bin/podman exec kafka-controller /bin/bash /opt/kafka-bootc/start/controller-quorum.sh remove [0-9]*"
+	if !slices.Contains(cmds, join) || !slices.Contains(cmds, remove) {
+		t.Errorf("the controllers' drop-in lacks the quorum's steps: %q", cmds)
+	}
+	for _, other := range [][]byte{c.sudoers(Broker), plan(t, Default()).sudoers(Controller)} {
+		if strings.Contains(string(other), "controller-quorum.sh") {
+			t.Errorf("allowed where there is no dynamic quorum:\n%s", other)
+		}
+	}
+}

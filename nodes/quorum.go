@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"path"
+	"strconv"
 	"strings"
 )
 
@@ -65,16 +66,41 @@ func (c *Cluster) InitialControllers() string {
 // image, copied by tmpfiles.d under /var/srv/containers (labelled for
 // containers; /usr is not) and mounted read-only into the container.
 const (
-	controllerStartSrc  = "/usr/share/kafka-bootc/kafka-start/controller-start.sh"
-	controllerStartDir  = "/opt/kafka-bootc/start"
-	controllerStartName = "controller-start.sh"
+	controllerStartSrc   = "/usr/share/kafka-bootc/kafka-start/controller-start.sh"
+	controllerQuorumSrc  = "/usr/share/kafka-bootc/kafka-start/controller-quorum.sh"
+	controllerStartDir   = "/opt/kafka-bootc/start"
+	controllerStartName  = "controller-start.sh"
+	controllerQuorumName = "controller-quorum.sh"
 )
 
-// controllerStartHostDir is where tmpfiles.d copies the start; its name
-// changes with the script, so that an upgrade that changes it gets a
+// QuorumJoinAction makes the controller it runs on a voter of its dynamic
+// quorum, under the directory id its data directory has now: a voter of
+// its node id under another directory id (the node's disk was replaced)
+// leaves first. It runs as root, through the sudoers drop-in.
+func QuorumJoinAction() []string {
+	return []string{podmanPath, "exec", Controller.Unit(), "/bin/bash", path.Join(controllerStartDir, controllerQuorumName), "join"}
+}
+
+// QuorumRemoveAction makes every voter of node id leave the quorum, from
+// the controller it runs on (a controller being retired, which may be
+// gone already).
+func QuorumRemoveAction(id int) []string {
+	return []string{podmanPath, "exec", Controller.Unit(), "/bin/bash", path.Join(controllerStartDir, controllerQuorumName), "remove", strconv.Itoa(id)}
+}
+
+// quorumSudoers are the sudoers commands of the quorum actions: join
+// exactly, remove with any node id, which the script checks is one
+// number.
+func quorumSudoers() []string {
+	remove := QuorumRemoveAction(0)
+	return []string{sudoersCommand(QuorumJoinAction()), sudoersCommand(remove[:len(remove)-1]) + " [0-9]*"}
+}
+
+// controllerStartHostDir is where tmpfiles.d copies the start and the
+// quorum script; its name changes with them, so that an upgrade that changes it gets a
 // fresh copy (tmpfiles' C copies only what does not exist yet).
 func controllerStartHostDir() string {
-	sum := sha256.Sum256([]byte(controllerStart))
+	sum := sha256.Sum256([]byte(controllerStart + "\x00" + controllerQuorum))
 	return fmt.Sprintf("/var/srv/containers/kafka-bootc/kafka-start-%x", sum[:6])
 }
 
@@ -169,6 +195,76 @@ if [ ! -e "$meta" ]; then
   /opt/kafka/bin/kafka-storage.sh format --cluster-id "$CLUSTER_ID" --config "$config" "${mode[@]}"
 fi
 
+# What controller-quorum.sh asks the quorum with: this node's configuration,
+# which add-controller reads, and the client's TLS settings.
+{
+  cat "$config"
+  if [ ${#command_config[@]} -gt 0 ]; then echo; cat "${command_config[1]}"; fi
+} >/opt/kafka/config/quorum-client.properties
+
 export KAFKA_LOG4J_OPTS="${KAFKA_LOG4J_OPTS:--Dlog4j2.configurationFile=/etc/kafka/docker/log4j2.yaml}"
 exec /opt/kafka/bin/kafka-server-start.sh "$config"
+`
+
+// controllerQuorum changes the voters of a dynamic quorum from a
+// controller, as kafka-bootc's quorum operation runs it over SSH, once it
+// has checked that the quorum keeps a majority of caught-up voters:
+//   - join: this controller becomes a voter under the directory id its
+//     data directory has now; a voter of its node id under another
+//     directory id (its disk was replaced, and that voter's data is gone)
+//     leaves first;
+//   - remove N: every voter of node id N leaves (a controller retired).
+//
+// Each is a no-op when the quorum is already so, so that a rerun resumes.
+const controllerQuorum = `#!/bin/bash
+# Changes the voters of a dynamic KRaft quorum (KIP-853) from a controller,
+# by kafka-bootc. Usage: controller-quorum.sh join | remove NODE-ID
+set -o nounset -o errexit -o pipefail
+
+config=/opt/kafka/config/quorum-client.properties
+quorum() {
+  /opt/kafka/bin/kafka-metadata-quorum.sh --bootstrap-controller "$KAFKA_CONTROLLER_QUORUM_BOOTSTRAP_SERVERS" \
+    --command-config "$config" "$@"
+}
+# voters prints "node-id directory-id" of every voter.
+voters() {
+  local out
+  out=$(quorum describe --replication)
+  awk 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+    $col["Status"] == "Leader" || $col["Status"] == "Follower" { print $col["NodeId"], $col["DirectoryId"] }' <<<"$out"
+}
+
+case ${1:-} in
+  join)
+    if [ $# -ne 1 ]; then echo "usage: controller-quorum.sh join" >&2; exit 2; fi
+    me=$KAFKA_NODE_ID
+    logdir=$(sed -n 's/^log\.dirs=//p' /opt/kafka/config/server.properties | cut -d, -f1)
+    dir=$(sed -n 's/^directory\.id=//p' "$logdir/meta.properties")
+    current=$(voters)
+    if grep -qx "$me $dir" <<<"$current"; then
+      echo "controller $me ($dir) is a voter already"
+      exit 0
+    fi
+    for stale in $(awk -v me="$me" '$1 == me { print $2 }' <<<"$current"); do
+      echo "removing voter $me ($stale): this node's data directory is $dir now"
+      quorum remove-controller --controller-id "$me" --controller-directory-id "$stale"
+    done
+    echo "adding controller $me ($dir) as a voter"
+    quorum add-controller
+    ;;
+  remove)
+    if [ $# -ne 2 ] || ! [[ $2 =~ ^[0-9]+$ ]]; then echo "usage: controller-quorum.sh remove NODE-ID" >&2; exit 2; fi
+    gone=yes
+    for d in $(awk -v id="$2" '$1 == id { print $2 }' <<<"$(voters)"); do
+      echo "removing voter $2 ($d)"
+      quorum remove-controller --controller-id "$2" --controller-directory-id "$d"
+      gone=
+    done
+    if [ -n "$gone" ]; then echo "node $2 is no voter"; fi
+    ;;
+  *)
+    echo "usage: controller-quorum.sh join | remove NODE-ID" >&2
+    exit 2
+    ;;
+esac
 `
