@@ -312,6 +312,10 @@ func (r *Report) ReadDetails(ctx context.Context, run Runner, c *nodes.Cluster) 
 	}
 }
 
+// StaticToDynamic is the problem of a static quorum whose cluster file
+// says dynamic: rollout moves it (Kafka 4.1 and later).
+const StaticToDynamic = "quorum: the cluster file's is dynamic, the running cluster's static (kraft.version 0): rollout moves it (kraft.version raised to 1, then every node onto the file's rendering, controllers first), once every node runs Kafka 4.1 or later"
+
 // QuorumModeChange says that the cluster file's quorum mode is not the
 // running cluster's. A dynamic rendering rolled onto a static quorum
 // would take the controllers' voters away (they are in
@@ -323,7 +327,7 @@ func QuorumModeChange(c *nodes.Cluster, kraft Feature) string {
 	case kraft.Finalized == "":
 		return ""
 	case c.Dynamic && kraft.Finalized == "0":
-		return "quorum: the cluster file's is dynamic, the running cluster's static (kraft.version 0): its controllers' voters are their controller.quorum.voters, which the file's rendering no longer gives them; put quorum: static back (kafka-bootc does not move a running cluster to a dynamic quorum yet)"
+		return StaticToDynamic
 	case !c.Dynamic && kraft.Finalized != "0":
 		return fmt.Sprintf("quorum: the cluster file's is static, the running cluster's dynamic (kraft.version %s): its voters are in the metadata log, not in controller.quorum.voters; put quorum: dynamic back", kraft.Finalized)
 	}

@@ -214,6 +214,9 @@ func (c *Cluster) sudoers(r Role) []byte {
 	}
 	if r == Broker {
 		steps = append(steps, sudoersCommand(c.FinalizeAction()))
+		if c.KafkaVersion.AtLeast(4, 1) {
+			steps = append(steps, sudoersCommand(c.KRaftUpgradeAction()))
+		}
 	}
 	if r == Controller && c.Dynamic {
 		steps = append(steps, quorumSudoers()...)

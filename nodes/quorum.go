@@ -88,6 +88,16 @@ func QuorumRemoveAction(id int) []string {
 	return []string{podmanPath, "exec", Controller.Unit(), "/bin/bash", path.Join(controllerStartDir, controllerQuorumName), "remove", strconv.Itoa(id)}
 }
 
+// KRaftUpgradeAction raises kraft.version to 1, which turns a static
+// quorum into a dynamic one (Kafka 4.1 and later, KAFKA-16538): the
+// voters, with their directory ids, move into the metadata log. It runs
+// on a broker, as root; every 4.1 or later broker image allows it, so
+// that a static cluster built by this kafka-bootc can be moved by a
+// rollout onto a file with quorum: dynamic.
+func (c *Cluster) KRaftUpgradeAction() []string {
+	return c.kafkaTool(Broker, "kafka-features.sh", "--bootstrap-server", "upgrade", "--feature", "kraft.version=1")
+}
+
 // quorumSudoers are the sudoers commands of the quorum actions: join
 // exactly, remove with any node id, which the script checks is one
 // number.

@@ -270,3 +270,73 @@ func describeQuorum(quorum []health.Replica) string {
 	}
 	return fmt.Sprintf("voters %s; observers %s", strings.Join(voters, ", "), strings.Join(observers, ", "))
 }
+
+// migration says whether a rollout moves a static quorum to a dynamic one
+// first (the cluster file says dynamic, the cluster runs kraft.version 0),
+// or why it cannot: Kafka 4.1 is the first release that upgrades
+// kraft.version, on every node.
+func migration(c *nodes.Cluster, rep health.Report) (bool, error) {
+	if !c.Dynamic || rep.KRaftVersion.Finalized != "0" {
+		return false, nil
+	}
+	var old []string
+	for _, r := range rep.Rows {
+		if v, ok := nodes.ParseKafkaVersion(r.Version); !ok || !v.AtLeast(4, 1) {
+			old = append(old, fmt.Sprintf("%s runs %s", r.Name, orUnknown(r.Version)))
+		}
+	}
+	if len(old) > 0 {
+		return false, fmt.Errorf("rollout: the cluster file's quorum is dynamic and the running one static; moving it needs Kafka 4.1 or later on every node, and %s: roll out Kafka 4.1 or later with quorum: static first", strings.Join(old, ", "))
+	}
+	return true, nil
+}
+
+func orUnknown(v string) string {
+	if v == "" {
+		return "a version that cannot be read"
+	}
+	return v
+}
+
+// raiseKRaft raises kraft.version to 1 on a broker and waits until the
+// cluster shows it: the static quorum's voters, with their directory ids,
+// are in the metadata log from then on, and the nodes can move onto the
+// dynamic rendering one by one.
+func (o Options) raiseKRaft(ctx context.Context, run health.Runner, c *nodes.Cluster, ns []health.Node) (string, error) {
+	var broker *health.Node
+	for i := range ns {
+		if ns[i].Role == nodes.Broker {
+			broker = &ns[i]
+			break
+		}
+	}
+	if broker == nil {
+		return "", errors.New("the cluster has no broker to run kafka-features.sh on")
+	}
+	fmt.Fprintf(o.Log, "%s: raising kraft.version to 1: the static quorum becomes dynamic\n", broker.Name)
+	out, err := o.step(ctx, run, broker.Host, c.KRaftUpgradeAction(), 5*time.Minute)
+	if err != nil {
+		if strings.Contains(err.Error(), "a password is required") || strings.Contains(string(out), "a password is required") {
+			return "", fmt.Errorf("%s: its node image predates the step that raises kraft.version (built by an earlier kafka-bootc): roll out a build of the cluster file with quorum: static first, then this one: %w", broker.Name, err)
+		}
+		return "", fmt.Errorf("%s: raising kraft.version: %w", broker.Name, err)
+	}
+	err = o.Wait(ctx, "kraft.version 1", func(ctx context.Context) error {
+		out, err := health.RunProbe(ctx, run, c, *broker, nodes.ProbeFeatures)
+		if err != nil {
+			return err
+		}
+		features, err := health.ParseFeatures(out)
+		if err != nil {
+			return err
+		}
+		if got := features["kraft.version"].Finalized; got != "1" {
+			return fmt.Errorf("kraft.version is %q", got)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return "kraft.version raised to 1: the quorum is dynamic\n", nil
+}

@@ -360,14 +360,14 @@ func TestACARotationOnTheRealKafkaKeepsClientsWriting(t *testing.T) {
 // relies on: every node moved, every acknowledged record reads back, no
 // two nodes away at once. It returns the rollout's time and the longest
 // stretch in which the producer could not write.
-func rolloutUnderLoad(tb testing.TB, cl *realkafka.Cluster, topic, from, to string) (took, stall time.Duration, acked int) {
+func rolloutUnderLoad(tb testing.TB, cl *realkafka.Cluster, target *nodes.Cluster, topic, from, to string) (took, stall time.Duration, acked int) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	m, ssh, ns := realNodes(tb, cl, realkafka.Deployment{Digest: from, Model: cl.C}, cl.C)
+	m, ssh, ns := realNodes(tb, cl, realkafka.Deployment{Digest: from, Model: cl.C}, target)
 	defer m.Close()
-	for i, n := range cl.C.Nodes {
-		m.SetTag(n.Name, realkafka.Deployment{Digest: to, Model: cl.C})
+	for i, n := range target.Nodes {
+		m.SetTag(n.Name, realkafka.Deployment{Digest: to, Model: target})
 		ns[i].Published = to
 	}
 	dir, err := cl.ClientFiles(cl.C.AdminUser)
@@ -383,7 +383,7 @@ func rolloutUnderLoad(tb testing.TB, cl *realkafka.Cluster, topic, from, to stri
 	}
 	producer := realkafka.Produce(client, topic)
 	start := time.Now()
-	out, err := Run(ctx, ssh, cl.C, ns, Options{Timeout: 5 * time.Minute, Poll: 3 * time.Second})
+	out, err := Run(ctx, ssh, target, ns, Options{Timeout: 5 * time.Minute, Poll: 3 * time.Second})
 	took = time.Since(start)
 	records, _, stall := producer.Stop()
 	if err != nil {
@@ -407,14 +407,47 @@ func rolloutUnderLoad(tb testing.TB, cl *realkafka.Cluster, topic, from, to stri
 }
 
 // TestARolloutOfTheDefaultClusterOnTheRealKafkaLosesNoAcknowledgedRecord:
-// the default cluster rolled out over SSH onto a new build while a
-// producer writes throughout: every acknowledged record reads back, at
-// most one node away at any instant; the longest stall is printed.
+// the default cluster (a static quorum) rolled out over SSH onto a new
+// build of its file with quorum: dynamic, while a producer writes
+// throughout: the rollout raises kraft.version to 1 first, then moves
+// every node, at most one away at any instant, onto the dynamic rendering
+// (the controllers onto kafka-bootc's start, formatted already); every
+// acknowledged record reads back, the voters are in the metadata log with
+// their directory ids, health of the new file finds nothing wrong, and
+// quorum has nothing to change. The longest stall is printed. It is the
+// last test of the shared default cluster: the cluster is dynamic after it.
 func TestARolloutOfTheDefaultClusterOnTheRealKafkaLosesNoAcknowledgedRecord(t *testing.T) {
 	cl := realkafka.Shared(t, "default", nodes.Default())
-	took, stall, acked := rolloutUnderLoad(t, cl, "new-build", old, neu)
-	fmt.Fprintf(os.Stdout, "rollout of the default cluster (3+3) onto a new build: %s, %d records acknowledged, longest produce stall %s\n",
+	spec := nodes.Default()
+	spec.Quorum = nodes.QuorumDynamic
+	target, err := nodes.Plan(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	took, stall, acked := rolloutUnderLoad(t, cl, target, "new-build", old, neu)
+	fmt.Fprintf(os.Stdout, "rollout of the default cluster (3+3) onto a new build, static to dynamic quorum: %s, %d records acknowledged, longest produce stall %s\n",
 		took.Round(time.Second), acked, stall.Round(time.Millisecond))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	run := realkafka.Runner{Cluster: cl, Booted: neu}
+	ns := quorumNodes(target)
+	for i := range ns {
+		ns[i].Published = neu
+	}
+	rep := health.Check(ctx, run, target, ns)
+	rep.ReadDetails(ctx, run, target)
+	if !rep.Healthy() || rep.KRaftVersion.Finalized != "1" {
+		t.Errorf("health of the dynamic file: %v\n%s", rep.Problems, rep.Table())
+	}
+	for _, r := range rep.Quorum {
+		if r.Status != "Observer" && (r.DirectoryID == "" || r.DirectoryID == "AAAAAAAAAAAAAAAAAAAAAA") {
+			t.Errorf("voter %d has no directory id in the log: %q", r.ID, r.DirectoryID)
+		}
+	}
+	if out, err := Quorum(ctx, run, target, ns, Options{Timeout: time.Minute, Poll: 2 * time.Second}); err != nil || !strings.Contains(out, "nothing to change") {
+		t.Errorf("quorum after the move: %v\n%s", err, out)
+	}
 }
 
 // BenchmarkRolloutOf3Plus3RealNodes: the default cluster on the real Kafka
@@ -427,7 +460,7 @@ func BenchmarkRolloutOf3Plus3RealNodes(b *testing.B) {
 	from, to := old, neu
 	var total, stall time.Duration
 	for range b.N {
-		took, s, _ := rolloutUnderLoad(b, cl, "bench", from, to)
+		took, s, _ := rolloutUnderLoad(b, cl, cl.C, "bench", from, to)
 		total += took
 		stall = max(stall, s)
 		from, to = to, from

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -110,6 +111,16 @@ func Run(ctx context.Context, run health.Runner, c *nodes.Cluster, ns []health.N
 	if err := checkNoDowngrade(c, rep); err != nil {
 		return "", err
 	}
+	migrate, err := migration(c, rep)
+	if err != nil {
+		return "", err
+	}
+	first := ""
+	if migrate {
+		// The rollout is what moves it: not a reason to refuse.
+		rep.Problems = slices.DeleteFunc(rep.Problems, func(p string) bool { return p == health.StaticToDynamic })
+		first = "first: raise kraft.version to 1 (the static quorum becomes dynamic), then move every node onto the dynamic rendering\n"
+	}
 	steps := plan(rep)
 	table := newReport(column{"NODE", 20}, column{"CURRENT", 14}, column{"TARGET", 14})
 	cols := func(s Step) []string {
@@ -119,10 +130,15 @@ func Run(ctx context.Context, run health.Runner, c *nodes.Cluster, ns []health.N
 		for _, s := range steps {
 			table.line(cols(s), map[bool]string{true: "up to date", false: "would move"}[s.Skip])
 		}
-		return table.String() + o.finalizePlan(c, rep) + refusal("a rollout", rep), nil
+		return first + table.String() + o.finalizePlan(c, rep) + refusal("a rollout", rep), nil
 	}
 	if !rep.Healthy() {
 		return "", fmt.Errorf("refusing to start: the cluster is unhealthy\n%s", rep.Table())
+	}
+	if migrate {
+		if first, err = o.raiseKRaft(ctx, run, c, ns); err != nil {
+			return "", fmt.Errorf("rollout stopped before any node moved: %w", err)
+		}
 	}
 	var changes []change
 	for _, s := range steps {
@@ -143,8 +159,9 @@ func Run(ctx context.Context, run health.Runner, c *nodes.Cluster, ns []health.N
 	}
 	out, err := apply(ctx, "rollout", "moved", table, changes, o.Log)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("%s%w", first, err)
 	}
+	out = first + out
 	// The new images allow reading metadata.version even where the old
 	// ones did not.
 	after := health.Check(ctx, run, c, ns)

@@ -361,11 +361,13 @@ func TestNodeImagesWithoutTheMinISRProbeStillRollOut(t *testing.T) {
 	}
 }
 
-// TestAChangedQuorumModeIsRefused: a cluster file with quorum: dynamic for
-// a running static quorum (kraft.version 0, as Kafka 4's tool prints it)
-// is refused before any node moves, naming both modes; so is the dry run's
-// plan.
-func TestAChangedQuorumModeIsRefused(t *testing.T) {
+// TestAStaticQuorumMovesToDynamicOnlyFrom41: a cluster file with quorum:
+// dynamic for a running static quorum (kraft.version 0, as Kafka 4's tool
+// prints it) is a rollout that raises kraft.version first, as the dry run
+// says; with a node on Kafka 4.0 it is refused before anything moves,
+// naming the node. (The move itself runs on the real Kafka:
+// TestAStaticQuorumMovesToDynamicOnTheRealKafka.)
+func TestAStaticQuorumMovesToDynamicOnlyFrom41(t *testing.T) {
 	_, ns, f := cluster(t)
 	for _, n := range f.Nodes {
 		n.Version = "4.4.0"
@@ -377,14 +379,15 @@ func TestAChangedQuorumModeIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = Run(context.Background(), f, c, ns, fast)
-	want := "quorum: the cluster file's is dynamic, the running cluster's static (kraft.version 0)"
-	if err == nil || !strings.Contains(err.Error(), "refusing to start") || !strings.Contains(err.Error(), want) || len(f.Steps) != 0 {
-		t.Errorf("%v, steps %v", err, f.Steps)
-	}
 	dry := fast
 	dry.DryRun = true
-	if out, err := Run(context.Background(), f, c, ns, dry); err != nil || !strings.Contains(out, want) {
-		t.Errorf("dry run: %v\n%s", err, out)
+	if out, err := Run(context.Background(), f, c, ns, dry); err != nil || !strings.HasPrefix(out, "first: raise kraft.version to 1 (the static quorum becomes dynamic)") ||
+		strings.Contains(out, "refus") || len(f.Steps) != 0 {
+		t.Errorf("dry run: %v %v\n%s", err, f.Steps, out)
+	}
+	f.Nodes["kafka-broker-2"].Version = "4.0.0"
+	_, err = Run(context.Background(), f, c, ns, fast)
+	if err == nil || !strings.Contains(err.Error(), "moving it needs Kafka 4.1 or later on every node, and kafka-broker-2 runs 4.0.0") || len(f.Steps) != 0 {
+		t.Errorf("%v, steps %v", err, f.Steps)
 	}
 }
