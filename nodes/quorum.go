@@ -212,7 +212,6 @@ fi
   if [ ${#command_config[@]} -gt 0 ]; then echo; cat "${command_config[1]}"; fi
 } >/opt/kafka/config/quorum-client.properties
 
-export KAFKA_LOG4J_OPTS="${KAFKA_LOG4J_OPTS:--Dlog4j2.configurationFile=/etc/kafka/docker/log4j2.yaml}"
 exec /opt/kafka/bin/kafka-server-start.sh "$config"
 `
 

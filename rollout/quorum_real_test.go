@@ -69,7 +69,9 @@ func voterIDs(v map[int]string) []int {
 //     time: 3 voters, and their machines are retired;
 //   - a controller whose data directory was wiped (its disk replaced) comes
 //     back as an observer under a new directory id, never as the voter that
-//     lost its data, and Quorum replaces that voter with it.
+//     lost its data, and Quorum replaces that voter with it;
+//   - a broker whose data directory was wiped registers again and gets its
+//     replicas back from their leaders, until health finds nothing wrong.
 func TestADynamicQuorumGrowsShrinksAndHealsOnTheRealKafka(t *testing.T) {
 	spec := nodes.Default()
 	spec.Name = "dynamic"
@@ -202,6 +204,35 @@ func TestADynamicQuorumGrowsShrinksAndHealsOnTheRealKafka(t *testing.T) {
 	}
 	if rep := health.Check(ctx, run, c3, quorumNodes(c3)); !rep.Healthy() {
 		t.Errorf("health after healing: %v", rep.Problems)
+	}
+
+	// A broker's disk replaced: its data directory wiped. It registers
+	// again, empty, and its partitions are re-replicated from their
+	// leaders until none is under-replicated.
+	b := cl.Node("kafka-broker-2")
+	b.Stop()
+	bdata := filepath.Join(cl.Dir, b.Name, "root", nodes.DataDir, "data")
+	if entries, err = os.ReadDir(bdata); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(bdata, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Wait(ctx, "broker 2 back with its partitions re-replicated", func(ctx context.Context) error {
+		if rep := health.Check(ctx, run, c3, quorumNodes(c3)); !rep.Healthy() {
+			return fmt.Errorf("%v", rep.Problems)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(bdata, "quorum-0")); err != nil {
+		t.Errorf("broker 2 holds no replica of quorum-0 again: %v", err)
 	}
 
 	acked, failed, stall := producer.Stop()
