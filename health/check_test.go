@@ -129,7 +129,10 @@ var healthyQuorum = strings.Replace(replication, "1795731211117", "1795731220100
 // published image.
 func cluster(t *testing.T) (*nodes.Cluster, []Node, fake) {
 	t.Helper()
-	c, err := nodes.Plan(nodes.Default())
+	// The fakes answer as a static quorum does (kraft.version 0).
+	s := nodes.Default()
+	s.Quorum = nodes.QuorumStatic
+	c, err := nodes.Plan(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -489,8 +492,9 @@ func TestAChangedQuorumModeIsNamed(t *testing.T) {
 		t.Fatal(err)
 	}
 	static := features["kraft.version"]
-	static41 := nodes.Default()
-	c, err := nodes.Plan(static41)
+	staticSpec := nodes.Default()
+	staticSpec.Quorum = nodes.QuorumStatic
+	c, err := nodes.Plan(staticSpec)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -101,10 +101,9 @@ func TestCheckOnTheRealKafka(t *testing.T) {
 	if rep.MetadataVersion.Finalized == "" || rep.Rows[0].Version != cl.Dist().Version {
 		t.Errorf("details: metadata.version %+v, version %q", rep.MetadataVersion, rep.Rows[0].Version)
 	}
-	// The default cluster's quorum is static: kraft.version 0, which the
-	// release could raise to 1.
-	if kv := rep.KRaftVersion; kv.Finalized != "0" || kv.SupportedMax != "1" ||
-		!strings.Contains(rep.Table(), "kraft.version 0 finalized: a static quorum (controller.quorum.voters); the binaries support up to 1") {
+	// The default cluster's quorum is dynamic: kraft.version 1.
+	if kv := rep.KRaftVersion; kv.Finalized != "1" ||
+		!strings.Contains(rep.Table(), "kraft.version 1 finalized: a dynamic quorum (controller.quorum.bootstrap.servers)") {
 		t.Errorf("kraft.version %+v\n%s", kv, rep.Table())
 	}
 
@@ -207,9 +206,9 @@ func TestTheParsersReadTheRealToolsOutput(t *testing.T) {
 			if err != nil || Release(features["metadata.version"].Finalized) != Release(v) {
 				t.Errorf("features %+v, %v", features, err)
 			}
-			// Both releases know kraft.version (3.9 and later), and their
-			// static quorums finalize 0.
-			if kv := features["kraft.version"]; kv.Finalized != "0" || kv.SupportedMax != "1" {
+			// Both releases know kraft.version (3.9 and later): 0 for a
+			// static quorum, 1 for a dynamic one.
+			if kv := features["kraft.version"]; kv.Finalized != "0" && kv.Finalized != "1" || kv.SupportedMax != "1" {
 				t.Errorf("kraft.version %+v", kv)
 			}
 			if got, err := ParseVersion(read(nodes.ProbeVersion)); err != nil || got != v {

@@ -190,6 +190,9 @@ func bootcLab(t *testing.T) (Smoke, *fakenodes.Cluster, *fakeKafka) {
 	}
 	f := &fakenodes.Cluster{Nodes: map[string]*fakenodes.Node{}, Tags: map[string]string{}, Leader: 1002,
 		VersionOf: map[string]string{oldDigest: "4.4.0", newDigest: "4.4.0"}, Metadata: "4.4-IV0"}
+	if c.Dynamic {
+		f.KRaftVersion = "1" // the default cluster's quorum, formed dynamic
+	}
 	upgrade := map[string]string{}
 	for _, vm := range p.VMs {
 		f.Nodes[vm.IP.String()] = &fakenodes.Node{Name: vm.Node.Name, Booted: oldDigest, Unit: "active", Version: "4.4.0"}

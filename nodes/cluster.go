@@ -295,7 +295,14 @@ func Plan(s Spec) (*Cluster, error) {
 		}
 		c.Roles[r] = rs
 	}
-	switch s.Quorum {
+	quorum := s.Quorum
+	if quorum == "" {
+		quorum = QuorumStatic
+		if version.AtLeast(4, 1) {
+			quorum = QuorumDynamic
+		}
+	}
+	switch quorum {
 	case QuorumStatic:
 	case QuorumDynamic:
 		if !version.AtLeast(4, 1) {
@@ -303,7 +310,7 @@ func Plan(s Spec) (*Cluster, error) {
 		}
 		c.Dynamic = true
 	default:
-		return nil, fmt.Errorf("quorum %q: must be %s (the controllers are fixed voters, the default) or %s (voters added and removed on a running cluster, Kafka 4.1 or later)", s.Quorum, QuorumStatic, QuorumDynamic)
+		return nil, fmt.Errorf("quorum %q: must be %s (voters added and removed on a running cluster, Kafka 4.1 or later), %s (the controllers are fixed voters), or empty (dynamic from Kafka 4.1, static before)", s.Quorum, QuorumDynamic, QuorumStatic)
 	}
 	switch s.Security {
 	case SecurityTLS:

@@ -50,16 +50,18 @@ type ClusterFile struct {
 	Images *FileImages `yaml:"images,omitempty" json:"images,omitempty"`
 	// The brokers.
 	Brokers *FileRole `yaml:"brokers,omitempty" json:"brokers,omitempty"`
-	// The controllers: the voters of the metadata quorum. With quorum:
-	// static, choose them before the first start; with quorum: dynamic,
-	// they can change on a running cluster (see docs/operations.md).
+	// The controllers: the voters of the metadata quorum. In a dynamic
+	// quorum, changing count (or ids) and running running ... quorum adds
+	// or removes voters on the running cluster, one at a time; in a static
+	// one, choose them before the first start (see docs/operations.md).
 	Controllers *FileRole `yaml:"controllers,omitempty" json:"controllers,omitempty"`
-	// How the controllers form the metadata quorum: static (the voters are
-	// controller.quorum.voters, fixed for the cluster's life) or dynamic
-	// (KIP-853: controller.quorum.bootstrap.servers, voters added and
-	// removed on a running cluster; Kafka 4.1 or later). Keep it once the
-	// cluster runs: a rollout refuses to change it.
-	Quorum string `yaml:"quorum,omitempty" json:"quorum,omitempty" enum:"static,dynamic"`
+	// How the controllers form the metadata quorum: dynamic (KIP-853:
+	// controller.quorum.bootstrap.servers, voters added and removed on a
+	// running cluster with running ... quorum; Kafka 4.1 or later) or
+	// static (the voters are controller.quorum.voters, fixed for the
+	// cluster's life); empty: dynamic from Kafka 4.1, static before. A
+	// rollout moves a static cluster to dynamic, never back.
+	Quorum string `yaml:"quorum,omitempty" json:"quorum,omitempty" enum:",dynamic,static"`
 	// The metrics every node serves.
 	Metrics *FileMetrics `yaml:"metrics,omitempty" json:"metrics,omitempty"`
 	// The disks that bootc-image-builder makes.

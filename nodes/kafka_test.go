@@ -86,7 +86,11 @@ func TestEveryNodeFormsOneCluster(t *testing.T) {
 				if props["process.roles"] != string(n.Role) {
 					t.Errorf("%s: process.roles %q", n.Name, props["process.roles"])
 				}
-				voters = append(voters, props["controller.quorum.voters"])
+				if c.Dynamic {
+					voters = append(voters, props["controller.quorum.bootstrap.servers"])
+				} else {
+					voters = append(voters, props["controller.quorum.voters"])
+				}
 				if props["log.dirs"] != LogDir || !slices.Contains(svc.flag("-v"), hostLogDir+":"+LogDir) {
 					t.Errorf("%s: log.dirs %q is not the mounted host directory", n.Name, props["log.dirs"])
 				}
@@ -99,8 +103,11 @@ func TestEveryNodeFormsOneCluster(t *testing.T) {
 				port := c.Roles[n.Role].Port
 				switch n.Role {
 				case Controller:
-					if _, set := props["advertised.listeners"]; set {
-						t.Errorf("%s: a controller sets advertised.listeners; the image's configure script exits", n.Name)
+					// A static quorum's controller runs the image's start,
+					// whose configure script exits when it is set; a
+					// dynamic one's runs kafka-bootc's and must advertise.
+					if v, set := props["advertised.listeners"]; c.Dynamic != set || set && v != fmt.Sprintf("CONTROLLER://%s:%d", n.Hostname, port) {
+						t.Errorf("%s: advertised.listeners %q in a quorum dynamic %v", n.Name, v, c.Dynamic)
 					}
 					if props["listeners"] != fmt.Sprintf("CONTROLLER://:%d", port) {
 						t.Errorf("%s: listeners %q", n.Name, props["listeners"])
@@ -147,17 +154,25 @@ func TestEveryNodeFormsOneCluster(t *testing.T) {
 			if len(clusterIDs) != 1 {
 				t.Errorf("nodes disagree on CLUSTER_ID: %v", clusterIDs)
 			}
-			// Every node names the same voters: each controller, by its own
-			// node.id, host name and port.
+			// Every node names the same controllers: in a static quorum
+			// each voter by its own node.id, host name and port; in a
+			// dynamic one (Kafka 4.1 and later) each by host name and port.
+			if c.Dynamic != c.KafkaVersion.AtLeast(4, 1) {
+				t.Errorf("Kafka %s: quorum dynamic %v", c.KafkaVersion, c.Dynamic)
+			}
 			var want []string
 			for _, n := range c.Nodes {
 				if n.Role == Controller {
-					want = append(want, fmt.Sprintf("%d@%s:%d", n.ID, n.Hostname, c.Roles[Controller].Port))
+					if c.Dynamic {
+						want = append(want, fmt.Sprintf("%s:%d", n.Hostname, c.Roles[Controller].Port))
+					} else {
+						want = append(want, fmt.Sprintf("%d@%s:%d", n.ID, n.Hostname, c.Roles[Controller].Port))
+					}
 				}
 			}
 			for i, v := range voters {
 				if v != strings.Join(want, ",") {
-					t.Errorf("%s: controller.quorum.voters %q, want %q", c.Nodes[i].Name, v, strings.Join(want, ","))
+					t.Errorf("%s: the controllers %q, want %q", c.Nodes[i].Name, v, strings.Join(want, ","))
 				}
 			}
 		})

@@ -21,7 +21,8 @@ func dynamicCluster(t *testing.T, change func(*Spec)) *Cluster {
 
 // TestADynamicQuorumIsRefusedBefore41: Kafka 3.9 and 4.0 could format a
 // dynamic quorum, but not move a static one to it; kafka-bootc keeps them
-// static, and says so. Any other mode is refused, naming both.
+// static, and says so. Left empty, the quorum is dynamic from 4.1 and
+// static before. Any other mode is refused, naming the choices.
 func TestADynamicQuorumIsRefusedBefore41(t *testing.T) {
 	for image, want := range map[string]string{
 		"docker.io/apache/kafka:3.9.2": "quorum dynamic: needs Kafka 4.1 or later, and the Kafka image is 3.9.2",
@@ -36,9 +37,17 @@ func TestADynamicQuorumIsRefusedBefore41(t *testing.T) {
 			t.Errorf("%s: %v, want %q", image, err, want)
 		}
 	}
+	for image, dynamic := range map[string]bool{"docker.io/apache/kafka:3.9.2": false, "docker.io/apache/kafka:4.0.0": false,
+		"docker.io/apache/kafka:4.1.2": true, "docker.io/apache/kafka:4.4.0": true} {
+		s := Default()
+		s.KafkaImage = image
+		if c, err := Plan(s); err != nil || c.Dynamic != dynamic {
+			t.Errorf("%s, quorum left empty: dynamic %v, %v", image, c != nil && c.Dynamic, err)
+		}
+	}
 	s := Default()
 	s.Quorum = "raft"
-	if _, err := Plan(s); err == nil || err.Error() != `quorum "raft": must be static (the controllers are fixed voters, the default) or dynamic (voters added and removed on a running cluster, Kafka 4.1 or later)` {
+	if _, err := Plan(s); err == nil || err.Error() != `quorum "raft": must be dynamic (voters added and removed on a running cluster, Kafka 4.1 or later), static (the controllers are fixed voters), or empty (dynamic from Kafka 4.1, static before)` {
 		t.Errorf("quorum raft: %v", err)
 	}
 }
@@ -109,8 +118,10 @@ func TestADynamicQuorumsRendering(t *testing.T) {
 	if exec := plain.controllerStartExec(); slices.Contains(exec, "--command-config") {
 		t.Errorf("plaintext: %q", exec)
 	}
-	// A static cluster, the default, is as before.
-	static := plan(t, Default())
+	// A static cluster is as before.
+	ss := Default()
+	ss.Quorum = QuorumStatic
+	static := plan(t, ss)
 	for _, n := range static.Nodes {
 		env := nodeService(t, static, n).env()
 		if env["KAFKA_CONTROLLER_QUORUM_VOTERS"] != "1001@kafka-controller-1:9093,1002@kafka-controller-2:9093,1003@kafka-controller-3:9093" ||

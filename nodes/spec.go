@@ -56,7 +56,8 @@ type Spec struct {
 	// Security is the security mode: SecurityTLS or SecurityPlaintext.
 	Security string
 	// Quorum is how the controllers form the metadata quorum:
-	// QuorumStatic or QuorumDynamic.
+	// QuorumStatic or QuorumDynamic; empty is dynamic from Kafka 4.1,
+	// static before.
 	Quorum string
 	// AdminUser is the client identity that is a super user in TLS mode.
 	AdminUser string
@@ -123,7 +124,6 @@ func Default() Spec {
 		JMXExporterSHA256: DefaultJMXExporterSHA256,
 		Tag:               "latest",
 		Security:          SecurityTLS,
-		Quorum:            QuorumStatic,
 		AdminUser:         DefaultAdminUser,
 		Disk:              bib.DefaultSpec(),
 	}

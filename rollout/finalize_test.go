@@ -16,6 +16,8 @@ func upgradeCluster(t *testing.T) (*nodes.Cluster, []health.Node, *fakenodes.Clu
 	t.Helper()
 	_, ns, f := cluster(t)
 	s := nodes.Default()
+	// An upgrade of a static quorum, which stays static (the fakes answer as one).
+	s.Quorum = nodes.QuorumStatic
 	s.KafkaImage = "docker.io/apache/kafka:4.4.0"
 	c, err := nodes.Plan(s)
 	if err != nil {
@@ -123,6 +125,8 @@ func TestTheDryRunShowsTheFinalization(t *testing.T) {
 func TestNoRolloutBelowAFinalizedMetadataVersion(t *testing.T) {
 	_, ns, f := cluster(t)
 	s := nodes.Default()
+	// An upgrade of a static quorum, which stays static (the fakes answer as one).
+	s.Quorum = nodes.QuorumStatic
 	s.KafkaImage = "docker.io/apache/kafka:3.8.0"
 	c, _ := nodes.Plan(s)
 	f.Metadata = "4.4-IV0"

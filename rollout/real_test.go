@@ -81,6 +81,9 @@ func TestAVersionUpgradeRolloutOnTheRealKafkaLosesNoAcknowledgedRecord(t *testin
 	spec.Broker.HeapMiB, spec.Controller.HeapMiB = 512, 256
 	cl := realkafka.Own(t, spec)
 	spec.KafkaImage = nodes.Default().KafkaImage
+	// The upgrade keeps the quorum static: a static quorum moves to a
+	// dynamic one once every node runs 4.1 or later (a rollout of its own).
+	spec.Quorum = nodes.QuorumStatic
 	target, err := nodes.Plan(spec)
 	if err != nil {
 		t.Fatal(err)
@@ -158,12 +161,20 @@ func (l testLog) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// defaultOnRealNodes is the default cluster on the real Kafka, shared by
+// staticDefault is the default cluster with a static quorum, as
+// kafka-bootc built it before quorums were dynamic.
+func staticDefault() nodes.Spec {
+	s := nodes.Default()
+	s.Quorum = nodes.QuorumStatic
+	return s
+}
+
+// defaultOnRealNodes is the default cluster, static, on the real Kafka, shared by
 // this package's tests, served over SSH, every node booted into old and
 // its tag on neu; only the brokers are to move (the controllers' target is
 // what they run), which is where the cases below happen.
 func defaultOnRealNodes(t *testing.T) (*realkafka.Cluster, *realkafka.Machines, *remote.SSH, []health.Node) {
-	cl := realkafka.Shared(t, "default", nodes.Default())
+	cl := realkafka.Shared(t, "static", staticDefault())
 	m, ssh, ns := realNodes(t, cl, realkafka.Deployment{Digest: old, Model: cl.C}, cl.C)
 	for i, n := range cl.C.Nodes {
 		m.SetTag(n.Name, realkafka.Deployment{Digest: neu, Model: cl.C})
@@ -407,19 +418,19 @@ func rolloutUnderLoad(tb testing.TB, cl *realkafka.Cluster, target *nodes.Cluste
 }
 
 // TestARolloutOfTheDefaultClusterOnTheRealKafkaLosesNoAcknowledgedRecord:
-// the default cluster (a static quorum) rolled out over SSH onto a new
-// build of its file with quorum: dynamic, while a producer writes
+// the default cluster as an earlier kafka-bootc built it (a static
+// quorum) rolled out over SSH onto a new build of the default file
+// (dynamic, Kafka 4.4), while a producer writes
 // throughout: the rollout raises kraft.version to 1 first, then moves
 // every node, at most one away at any instant, onto the dynamic rendering
 // (the controllers onto kafka-bootc's start, formatted already); every
 // acknowledged record reads back, the voters are in the metadata log with
 // their directory ids, health of the new file finds nothing wrong, and
 // quorum has nothing to change. The longest stall is printed. It is the
-// last test of the shared default cluster: the cluster is dynamic after it.
+// last test of the shared static cluster: the cluster is dynamic after it.
 func TestARolloutOfTheDefaultClusterOnTheRealKafkaLosesNoAcknowledgedRecord(t *testing.T) {
-	cl := realkafka.Shared(t, "default", nodes.Default())
-	spec := nodes.Default()
-	spec.Quorum = nodes.QuorumDynamic
+	cl := realkafka.Shared(t, "static", staticDefault())
+	spec := nodes.Default() // dynamic: Kafka 4.4
 	target, err := nodes.Plan(spec)
 	if err != nil {
 		t.Fatal(err)

@@ -21,7 +21,10 @@ const (
 // one, controller 1002 the quorum's leader.
 func cluster(t *testing.T) (*nodes.Cluster, []health.Node, *fakenodes.Cluster) {
 	t.Helper()
-	c, err := nodes.Plan(nodes.Default())
+	// The fake nodes answer as a static quorum does (kraft.version 0).
+	s := nodes.Default()
+	s.Quorum = nodes.QuorumStatic
+	c, err := nodes.Plan(s)
 	if err != nil {
 		t.Fatal(err)
 	}

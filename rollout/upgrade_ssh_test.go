@@ -20,6 +20,8 @@ func upgradeOverSSH(t *testing.T, o Options, prepare func(map[string]sshNode), t
 	shared := t.TempDir()
 	os.WriteFile(filepath.Join(shared, "metadata"), []byte("3.8-IV0\n"), 0o644)
 	s := nodes.Default()
+	// An upgrade of a static quorum, which stays static (the fakes answer as one).
+	s.Quorum = nodes.QuorumStatic
 	s.KafkaImage = "docker.io/apache/kafka:4.4.0"
 	byName, out, err = overSSHWith(t, s, o, func(ns map[string]sshNode) {
 		for _, n := range ns {

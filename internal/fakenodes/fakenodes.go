@@ -5,6 +5,7 @@
 package fakenodes
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -57,7 +58,10 @@ type Cluster struct {
 	// runs once it boots the image; Metadata is the cluster's finalized
 	// metadata.version, empty when it cannot be read.
 	VersionOf map[string]string
-	Metadata  string
+	// KRaftVersion is the finalized kraft.version that Kafka 4's
+	// kafka-features.sh prints: "0" (a static quorum) when empty.
+	KRaftVersion string
+	Metadata     string
 
 	mu sync.Mutex
 }
@@ -158,7 +162,7 @@ func (f *Cluster) Run(ctx context.Context, host string, argv []string) ([]byte, 
 			// and no epoch (kafka-features.sh describe on 4.0.0).
 			return []byte("Feature: eligible.leader.replicas.version\tSupportedMinVersion: 0\tSupportedMaxVersion: 1\tFinalizedVersionLevel: 0\n" +
 				"Feature: group.version\tSupportedMinVersion: 0\tSupportedMaxVersion: 1\tFinalizedVersionLevel: 0\n" +
-				"Feature: kraft.version\tSupportedMinVersion: 0\tSupportedMaxVersion: 1\tFinalizedVersionLevel: 0\n" +
+				"Feature: kraft.version\tSupportedMinVersion: 0\tSupportedMaxVersion: 1\tFinalizedVersionLevel: " + cmp.Or(f.KRaftVersion, "0") + "\n" +
 				"Feature: metadata.version\tSupportedMinVersion: 3.3-IV3\tSupportedMaxVersion: " + n.Version[:3] + "-IV3\tFinalizedVersionLevel: " + f.Metadata + "\n" +
 				"Feature: transaction.version\tSupportedMinVersion: 0\tSupportedMaxVersion: 2\tFinalizedVersionLevel: 0\n"), nil
 		}
