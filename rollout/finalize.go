@@ -101,15 +101,9 @@ func (o Options) finalize(ctx context.Context, run health.Runner, c *nodes.Clust
 		return "", fmt.Errorf("finalize: refusing: the cluster is unhealthy\n%s", rep.Table())
 	}
 	argv := c.FinalizeAction()
-	var broker *health.Node
-	for i := range ns {
-		if ns[i].Role == nodes.Broker {
-			broker = &ns[i]
-			break
-		}
-	}
-	if broker == nil {
-		return "", errors.New("finalize: the cluster has no broker to run kafka-features.sh on")
+	broker, err := featuresBroker(ns)
+	if err != nil {
+		return "", fmt.Errorf("finalize: %w", err)
 	}
 	fmt.Fprintf(o.Log, "%s: finalizing metadata.version %s to %s\n", broker.Name, from, release)
 	if _, err := run.Run(ctx, broker.Host, nodes.AsRoot(argv)); err != nil {
@@ -128,4 +122,15 @@ func (o Options) finalize(ctx context.Context, run health.Runner, c *nodes.Clust
 		return "", fmt.Errorf("finalize: metadata.version is %s after the upgrade, want %s", now, release)
 	}
 	return fmt.Sprintf("metadata.version finalized: %s to %s; no node can go back to an older Kafka now\n", from, now), nil
+}
+
+// featuresBroker is the broker that kafka-features.sh runs on, to finalize
+// metadata.version or raise kraft.version: the first of the cluster's.
+func featuresBroker(ns []health.Node) (*health.Node, error) {
+	for i := range ns {
+		if ns[i].Role == nodes.Broker {
+			return &ns[i], nil
+		}
+	}
+	return nil, errors.New("the cluster has no broker to run kafka-features.sh on")
 }

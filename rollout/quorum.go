@@ -303,15 +303,9 @@ func orUnknown(v string) string {
 // are in the metadata log from then on, and the nodes can move onto the
 // dynamic rendering one by one.
 func (o Options) raiseKRaft(ctx context.Context, run health.Runner, c *nodes.Cluster, ns []health.Node) (string, error) {
-	var broker *health.Node
-	for i := range ns {
-		if ns[i].Role == nodes.Broker {
-			broker = &ns[i]
-			break
-		}
-	}
-	if broker == nil {
-		return "", errors.New("the cluster has no broker to run kafka-features.sh on")
+	broker, err := featuresBroker(ns)
+	if err != nil {
+		return "", err
 	}
 	fmt.Fprintf(o.Log, "%s: raising kraft.version to 1: the static quorum becomes dynamic\n", broker.Name)
 	out, err := o.step(ctx, run, broker.Host, c.KRaftUpgradeAction(), 5*time.Minute)

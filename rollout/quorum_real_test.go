@@ -56,6 +56,28 @@ func voterIDs(v map[int]string) []int {
 	return ids
 }
 
+// replaceDisk stops a node, wipes its Kafka data directory, as a new disk
+// for the same node would hold it, and starts it again. It returns the
+// directory.
+func replaceDisk(t *testing.T, cl *realkafka.Cluster, n *realkafka.Node) string {
+	t.Helper()
+	n.Stop()
+	data := filepath.Join(cl.Dir, n.Name, "root", nodes.DataDir, "data")
+	entries, err := os.ReadDir(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(data, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := n.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
 // TestADynamicQuorumGrowsShrinksAndHealsOnTheRealKafka: a 3+3 cluster
 // file with quorum: dynamic, run unchanged on the real 4.4.0, with a
 // producer writing throughout (acks=all) and every acknowledged record
@@ -165,20 +187,7 @@ func TestADynamicQuorumGrowsShrinksAndHealsOnTheRealKafka(t *testing.T) {
 	// A controller's disk replaced: its data directory wiped.
 	c := cl.Node("kafka-controller-3")
 	old := c3.DirectoryID(c.Node)
-	c.Stop()
-	data := filepath.Join(cl.Dir, c.Name, "root", nodes.DataDir, "data")
-	entries, err := os.ReadDir(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if err := os.RemoveAll(filepath.Join(data, e.Name())); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
+	replaceDisk(t, cl, c)
 	var fresh string
 	if err := o.Wait(ctx, "controller 3 back as an observer", func(ctx context.Context) error {
 		quorum, err := health.ReadQuorum(ctx, run, c3, quorumNodes(c3))
@@ -210,19 +219,7 @@ func TestADynamicQuorumGrowsShrinksAndHealsOnTheRealKafka(t *testing.T) {
 	// again, empty, and its partitions are re-replicated from their
 	// leaders until none is under-replicated.
 	b := cl.Node("kafka-broker-2")
-	b.Stop()
-	bdata := filepath.Join(cl.Dir, b.Name, "root", nodes.DataDir, "data")
-	if entries, err = os.ReadDir(bdata); err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if err := os.RemoveAll(filepath.Join(bdata, e.Name())); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
+	bdata := replaceDisk(t, cl, b)
 	if err := o.Wait(ctx, "broker 2 back with its partitions re-replicated", func(ctx context.Context) error {
 		if rep := health.Check(ctx, run, c3, quorumNodes(c3)); !rep.Healthy() {
 			return fmt.Errorf("%v", rep.Problems)
