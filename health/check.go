@@ -367,28 +367,19 @@ func firstAnswer(ctx context.Context, probe func(context.Context, Node, string) 
 }
 
 // ReadQuorum reads the metadata quorum's replication from the first
-// controller that answers: what a step of the quorum's voters waits on,
-// without a whole Check.
+// controller of ns that answers: what a step of the quorum's voters waits
+// on, without a whole Check.
 func ReadQuorum(ctx context.Context, run Runner, c *nodes.Cluster, ns []Node) ([]Replica, error) {
-	probe := boundedProbe(run, c)
-	var errs []error
-	for _, n := range ns {
-		if n.Role != nodes.Controller {
-			continue
-		}
-		out, err := probe(ctx, n, nodes.ProbeQuorum)
-		if err == nil {
-			var quorum []Replica
-			if quorum, err = ParseReplication(out); err == nil {
-				return quorum, nil
-			}
-		}
-		errs = append(errs, fmt.Errorf("%s: %w", n.Name, err))
+	rows := make([]Row, len(ns))
+	for i, n := range ns {
+		rows[i] = Row{Node: n, Unit: "active"}
 	}
-	if len(errs) == 0 {
-		return nil, errors.New("no controller to ask")
-	}
-	return nil, errors.Join(errs...)
+	var quorum []Replica
+	err := firstAnswer(ctx, boundedProbe(run, c), rows, nodes.Controller, nodes.ProbeQuorum, func(out []byte) (err error) {
+		quorum, err = ParseReplication(out)
+		return err
+	})
+	return quorum, err
 }
 
 // RunProbe runs the named probe of the node's role on the node.

@@ -547,8 +547,7 @@ func (n *Node) Log() string {
 
 // Tail is the last lines of the node's Kafka log.
 func (n *Node) Tail(lines int) string {
-	b, _ := os.ReadFile(filepath.Join(n.Dir, "kafka.log"))
-	return lastLines(string(b), lines) + "\n"
+	return lastLines(n.Log(), lines) + "\n"
 }
 
 func lastLines(s string, k int) string {
